@@ -1,0 +1,78 @@
+"""One benchmark config: everything that decides what a measured row means.
+
+A config is a frozen dataclass so it can be hashed into a stable `run_id`, pickled to a
+subprocess or a cluster node, and written beside its result without ambiguity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    impl: str
+    task: str
+    samples: int
+    device: str = "cpu"
+    kl: Optional[str] = None  # None: the implementation's default estimator (resolved by `resolved()`)
+    prior: str = "gaussian"
+    n_mc: int = 1
+    batch_size: Optional[int] = None  # None: the task's default
+    lr: Optional[float] = None  # None: the task's default
+    dtype: str = "float32"
+    threads: int = 2
+    seed: int = 0
+    repeats: int = 5
+    warmup_steps: int = 3
+    # Exactly one of these says what a repeat times: `steps` optimizer steps, or `epochs` whole epochs.
+    steps: Optional[int] = 20
+    epochs: Optional[int] = None
+    timeout_s: Optional[float] = None
+    data_dir: Optional[str] = None
+    # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
+    # `oom` row instead of taking the machine down with it.
+    memory_limit_bytes: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.n_mc < 1:
+            raise ValueError(f"n_mc must be >= 1, got {self.n_mc}")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps (timed steps per repeat) or epochs (whole epochs per repeat)")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    @property
+    def run_id(self) -> str:
+        """Stable key of what is measured: same grid point, same id, so `--resume` can skip it.
+
+        Readable prefix for humans, hash of every measurement-relevant field for uniqueness.
+        Fields that do not change what is measured (timeout, data location, memory cap) are left out.
+        """
+        fields = dataclasses.asdict(self)
+        for volatile in ("timeout_s", "data_dir", "memory_limit_bytes"):
+            fields.pop(volatile)
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        kl = self.kl or "default"
+        return f"{self.task}-{self.impl}-{kl}-S{self.samples}-n{self.n_mc}-{self.device.replace(':', '')}-{digest}"
+
+    def replace(self, **changes) -> "BenchConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
