@@ -1,0 +1,145 @@
+"""Estimators of KL(q(w | mu, sigma) || p(w)), summed over every weight and bias.
+
+All estimators return a scalar whose gradient flows into mu and rho. They differ in variance,
+in which priors they support, and in how their cost grows with the number of Monte Carlo draws:
+
+- `sample`: log q(w) - log p(w) on the weight draws the likelihood used (Blundell et al. 2015).
+- `closed`: the analytic Gaussian-to-Gaussian KL.
+- `mc`: `n_mc` fresh draws, differentiable through every draw, so the autograd graph (and memory)
+  grows linearly with `n_mc`.
+- `repar`: graph reparameterization (Nazarovs et al., UAI 2021). With w = mu + sigma * eps and a
+  Gaussian prior, the Monte Carlo average of log q(w) - log p(w) depends on the draws only through
+  the per-weight statistics mean(eps) and mean(eps^2). Those are accumulated over `n_mc` detached
+  draws, then enter one differentiable expression: memory independent of `n_mc`.
+- `repar_exact`: the same expression, with the two statistics drawn from their exact joint law
+  instead of looping: mean(eps) ~ N(0, 1/n), and n*mean(eps^2) - n*mean(eps)^2 ~ chi2(n - 1),
+  independent of it (Cochran's theorem for i.i.d. normals). Time and memory independent of `n_mc`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from bnn_impls.model import BayesianMLP
+from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
+from bnn_impls.priors import GaussianPrior, normal_log_prob
+
+
+def _require_gaussian(prior, estimator: str) -> float:
+    if not isinstance(prior, GaussianPrior):
+        raise BnnConfigError(
+            f"KL estimator {estimator!r} needs the gaussian prior, got {getattr(prior, 'name', prior)!r}: "
+            "use --prior gaussian, or the 'sample' or 'mc' estimator"
+        )
+    return prior.sigma
+
+
+def sample_kl(model: BayesianMLP, weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
+    """log q(w) - log p(w) summed over parameters, averaged over any leading sample axis of `weights`.
+
+    Computed from w itself (not from eps) so the gradient is Blundell's: through w and through theta.
+    """
+    lead = weights[0].dim() - model.mu[0].dim()  # 0 for one sample, 1 for a (S, ...) stack
+    per_sample = sum(
+        (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).flatten(lead).sum(-1)
+        for mu, sigma, w in zip(model.mu, model.sigmas(), weights)
+    )
+    return per_sample.mean()
+
+
+def closed_kl(model: BayesianMLP, prior) -> torch.Tensor:
+    sigma_p = _require_gaussian(prior, "closed")
+    total = 0.0
+    for mu, sigma in zip(model.mu, model.sigmas()):
+        total = total + (math.log(sigma_p) - torch.log(sigma) + (sigma**2 + mu**2) / (2 * sigma_p**2) - 0.5).sum()
+    return total
+
+
+def mc_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+    """Direct Monte Carlo: every draw stays in the autograd graph (memory grows with n_mc)."""
+    total = 0.0
+    for _ in range(n_mc):
+        eps = model.draw_weight_noise(None, generator)
+        total = total + sample_kl(model, model.weights_from_noise(eps), prior)
+    return total / n_mc
+
+
+def _kl_from_moments(model: BayesianMLP, sigma_p: float, moments) -> torch.Tensor:
+    """Mean over draws of log q(w) - log p(w), given per-weight mean(eps) and mean(eps^2).
+
+    log q(w) = -log sigma - eps^2/2 - c;  log p(w) = -log sigma_p - (mu + sigma eps)^2 / (2 sigma_p^2) - c.
+    """
+    total = 0.0
+    for mu, sigma, (m1, m2) in zip(model.mu, model.sigmas(), moments):
+        per_weight = (
+            math.log(sigma_p)
+            - torch.log(sigma)
+            - 0.5 * m2
+            + (mu**2 + 2 * mu * sigma * m1 + sigma**2 * m2) / (2 * sigma_p**2)
+        )
+        total = total + per_weight.sum()
+    return total
+
+
+def repar_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """mean(eps), mean(eps^2) per weight over n_mc draws, accumulated without a graph.
+
+    The draws are consumed in the same order as `mc_kl`'s, so the same generator state gives the
+    same draws to both (that is how the equality test feeds them identical noise).
+    """
+    with torch.no_grad():
+        sums = [(torch.zeros_like(m), torch.zeros_like(m)) for m in model.mu]
+        for _ in range(n_mc):
+            for (s1, s2), eps in zip(sums, model.draw_weight_noise(None, generator)):
+                s1.add_(eps)
+                s2.addcmul_(eps, eps)
+        return [(s1 / n_mc, s2 / n_mc) for s1, s2 in sums]
+
+
+def exact_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(mean(eps), mean(eps^2)) drawn from their exact joint law for n_mc i.i.d. standard normals."""
+    moments = []
+    with torch.no_grad():
+        for m in model.mu:
+            m1 = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype) / math.sqrt(n_mc)
+            if n_mc == 1:
+                m2 = m1 * m1  # chi2(0) is the point mass at 0: one draw, mean(eps^2) = eps^2
+            else:
+                # chi2(k) = 2 * Gamma(k/2, 1); torch's gamma sampler accepts the device generator.
+                alpha = torch.full(m.shape, (n_mc - 1) / 2.0, device=m.device, dtype=m.dtype)
+                chi2 = 2.0 * torch._standard_gamma(alpha, generator=generator)
+                m2 = m1 * m1 + chi2 / n_mc
+            moments.append((m1, m2))
+    return moments
+
+
+def repar_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+    return _kl_from_moments(model, _require_gaussian(prior, "repar"), repar_moments(model, n_mc, generator))
+
+
+def repar_exact_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+    return _kl_from_moments(model, _require_gaussian(prior, "repar_exact"), exact_moments(model, n_mc, generator))
+
+
+#: Estimators that do not reuse the likelihood's weight draws: (model, prior, n_mc, generator) -> scalar.
+STANDALONE_ESTIMATORS: dict[str, Callable] = {
+    "closed": lambda model, prior, n_mc, generator: closed_kl(model, prior),
+    "mc": mc_kl,
+    "repar": repar_kl,
+    "repar_exact": repar_exact_kl,
+}
+
+
+def standalone_kl(name: str, model: BayesianMLP, prior, n_mc: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    if name in GAUSSIAN_PRIOR_ONLY:
+        _require_gaussian(prior, name)
+    try:
+        estimator = STANDALONE_ESTIMATORS[name]
+    except KeyError:
+        raise BnnConfigError(
+            f"KL estimator {name!r} is not a standalone estimator: choose one of {', '.join(STANDALONE_ESTIMATORS)}"
+        ) from None
+    return estimator(model, prior, n_mc, generator)

@@ -1,0 +1,60 @@
+"""The ELBO per training example, and what the implementations return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+
+from bnn_impls.names import BnnConfigError, check_combination
+
+
+@dataclass(frozen=True)
+class ElboSpec:
+    """What loss to compute: likelihood, KL estimator and prior, and the data-set size that weighs the KL.
+
+    The KL weight is 1 / n_train on every step (the ELBO divided by N). The reference code let a
+    per-batch weight decay to zero after a few hundred batches; here it is a constant by construction.
+    """
+
+    likelihood: object
+    kl: str
+    prior: object
+    n_train: int
+    n_mc: int = 1
+
+    def __post_init__(self):
+        if self.n_train < 1:
+            raise ValueError(f"n_train must be >= 1, got {self.n_train}")
+        if self.n_mc < 1:
+            raise ValueError(f"n_mc must be >= 1, got {self.n_mc}")
+
+    @property
+    def kl_weight(self) -> float:
+        return 1.0 / self.n_train
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """loss = nll + kl_weight * kl; nll is averaged over samples and examples, kl summed over weights."""
+
+    loss: torch.Tensor
+    nll: torch.Tensor
+    kl: torch.Tensor
+    kl_weight: float
+
+    def detach(self) -> "LossTerms":
+        return LossTerms(self.loss.detach(), self.nll.detach(), self.kl.detach(), self.kl_weight)
+
+
+def combine(nll: torch.Tensor, kl: torch.Tensor, spec: ElboSpec) -> LossTerms:
+    return LossTerms(loss=nll + spec.kl_weight * kl, nll=nll, kl=kl, kl_weight=spec.kl_weight)
+
+
+def check_samples(samples: int) -> None:
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise BnnConfigError(f"samples must be a positive integer, got {samples!r}: pass S >= 1")
+
+
+def validate(impl_name: str, spec: ElboSpec, samples: int) -> None:
+    check_samples(samples)
+    check_combination(impl_name, spec.kl, getattr(spec.prior, "name", "gaussian"))

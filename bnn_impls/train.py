@@ -1,0 +1,28 @@
+"""One optimizer step, as a function the harness can time."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from bnn_impls.objective import ElboSpec, LossTerms
+
+
+def make_train_step(model, impl, spec: ElboSpec, optimizer: torch.optim.Optimizer, *, samples: int,
+                    generator: torch.Generator) -> Callable[[torch.Tensor, torch.Tensor], LossTerms]:
+    """(x, y) -> detached loss terms after one step. Nothing in it reads a value back to the host,
+    so on a GPU the step stays asynchronous and the timer decides where to synchronize."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> LossTerms:
+        optimizer.zero_grad(set_to_none=True)
+        terms = impl.loss(model, x, y, samples=samples, spec=spec, generator=generator)
+        terms.loss.backward()
+        optimizer.step()
+        return terms.detach()
+
+    return step
+
+
+def make_optimizer(model, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr)
