@@ -1,0 +1,108 @@
+"""Memory figures of a training step: bytes saved for backward, CUDA allocator peaks, NVML, RSS.
+
+`graph_bytes` counts the tensors autograd saves for the backward pass, through
+`torch.autograd.graph.saved_tensors_hooks`. It measures the algorithm, not the allocator, so it is
+deterministic and comparable across devices (the CUDA peak includes workspace and caching).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+
+@dataclass
+class SavedTensorCounter:
+    """Counts each distinct storage saved for backward once (views and re-saves do not double count)."""
+
+    nbytes: int = 0
+    _seen: set = field(default_factory=set)
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        key = (t.device, storage.data_ptr())
+        if key not in self._seen:
+            self._seen.add(key)
+            self.nbytes += storage.nbytes()
+        return t
+
+
+@contextmanager
+def count_saved_tensors():
+    counter = SavedTensorCounter()
+    with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
+        yield counter
+
+
+def saved_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of distinct tensors saved for backward while `fn` builds its graph."""
+    with count_saved_tensors() as counter:
+        fn()
+    return counter.nbytes
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class CudaPeak:
+    """Allocator peaks over measured regions: reset before each region, max over all of them."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.allocated = 0
+        self.reserved = 0
+
+    @contextmanager
+    def region(self):
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        yield
+        torch.cuda.synchronize(self.device)
+        self.allocated = max(self.allocated, torch.cuda.max_memory_allocated(self.device))
+        self.reserved = max(self.reserved, torch.cuda.max_memory_reserved(self.device))
+
+
+class Nvml:
+    """Device-wide used memory and energy through NVML; every method returns None where NVML is absent."""
+
+    def __init__(self, device: torch.device):
+        self.handle = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            props = torch.cuda.get_device_properties(device)
+            bus_id = getattr(props, "pci_bus_id", None)
+            if bus_id is not None:
+                self.handle = pynvml.nvmlDeviceGetHandleByPciBusId(
+                    f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+                )
+            else:
+                self.handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        except Exception:  # NVML missing, no permission, unsupported GPU: the columns stay empty
+            self.handle = None
+
+    def used_bytes(self) -> Optional[int]:
+        if self.handle is None:
+            return None
+        try:
+            return int(self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+        except Exception:
+            return None
+
+    def energy_mj(self) -> Optional[int]:
+        if self.handle is None:
+            return None
+        try:
+            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        except Exception:
+            return None
