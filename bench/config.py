@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 
+DEFAULT_STEPS = 20
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     impl: str
@@ -30,7 +33,7 @@ class BenchConfig:
     repeats: int = 5
     warmup_steps: int = 3
     # Exactly one of these says what a repeat times: `steps` optimizer steps, or `epochs` whole epochs.
-    steps: Optional[int] = 20
+    steps: Optional[int] = None  # neither given: DEFAULT_STEPS timed steps per repeat
     epochs: Optional[int] = None
     timeout_s: Optional[float] = None
     data_dir: Optional[str] = None
@@ -45,8 +48,10 @@ class BenchConfig:
             raise ValueError(f"n_mc must be >= 1, got {self.n_mc}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-        if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of steps (timed steps per repeat) or epochs (whole epochs per repeat)")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps (timed steps per repeat) or epochs (whole epochs per repeat), not both")
+        if self.steps is None and self.epochs is None:
+            object.__setattr__(self, "steps", DEFAULT_STEPS)
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.epochs is not None and self.epochs < 1:

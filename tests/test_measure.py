@@ -1,0 +1,86 @@
+"""Timing statistics and the measured row, with a fake clock so the expected numbers are exact."""
+
+import numpy as np
+import pytest
+
+from bench.config import BenchConfig
+from bench.measure import measure
+from bench.schema import RUNS_COLUMNS
+from bench.timing import summarize
+
+
+class FakeClock:
+    """Each timed repeat reads the clock twice (start, end); repeat k lasts durations[k] seconds."""
+
+    def __init__(self, durations):
+        self.durations = list(durations)
+        self.calls = 0
+        self.now = 100.0
+
+    def __call__(self):
+        if self.calls % 2 == 1:
+            self.now += self.durations[self.calls // 2]
+        self.calls += 1
+        return self.now
+
+
+def test_summarize_median_iqr_min_and_extrapolated_epoch():
+    seconds = [1.0, 2.0, 3.0, 4.0, 10.0]
+    stats = summarize(seconds, [10] * 5, steps_per_epoch=50, whole_epochs=False)
+    assert stats.step_s_median == pytest.approx(0.3)
+    assert stats.step_s_iqr == pytest.approx(0.4 - 0.2)
+    assert stats.step_s_min == pytest.approx(0.1)
+    assert stats.epoch_s == pytest.approx(0.3 * 50) and stats.epoch_measured is False
+
+
+def test_summarize_whole_epochs_uses_measured_epochs_not_extrapolation():
+    # two epochs per repeat of 8 steps each: epoch time = seconds / 2
+    stats = summarize([4.0, 5.0, 6.0], [16, 16, 16], steps_per_epoch=8, whole_epochs=True)
+    assert stats.epoch_s == pytest.approx(2.5) and stats.epoch_measured is True
+    assert stats.step_s_median == pytest.approx(5.0 / 16)
+
+
+def test_summarize_rejects_mismatched_inputs():
+    with pytest.raises(ValueError):
+        summarize([1.0], [1, 2], 10, False)
+
+
+def test_measure_with_fake_clock_reports_exact_repeat_statistics():
+    clock = FakeClock([0.30, 0.10, 0.20, 0.50])
+    result = measure(BenchConfig("vmap", "regression", samples=2, steps=5, repeats=4, warmup_steps=1), clock=clock)
+    assert clock.calls == 8
+    assert [s for s, _ in result.repeats] == pytest.approx([0.30, 0.10, 0.20, 0.50])
+    assert [n for _, n in result.repeats] == [5, 5, 5, 5]
+    row = result.row
+    per_step = np.array([0.30, 0.10, 0.20, 0.50]) / 5
+    assert row["step_s_median"] == pytest.approx(np.median(per_step))
+    assert row["step_s_iqr"] == pytest.approx(np.percentile(per_step, 75) - np.percentile(per_step, 25))
+    assert row["step_s_min"] == pytest.approx(0.02)
+    assert row["steps_per_epoch"] == 8  # 1,024 points in batches of 128
+    assert row["epoch_s"] == pytest.approx(np.median(per_step) * 8) and row["epoch_measured"] is False
+    assert row["status"] == "ok" and row["kl"] == "sample" and row["batch_size"] == 128
+    assert set(row) <= set(RUNS_COLUMNS)
+
+
+def test_measure_whole_epochs_with_fake_clock():
+    clock = FakeClock([1.6, 2.0, 1.8])
+    result = measure(BenchConfig("vmap_lrt", "regression", samples=1, epochs=1, repeats=3, warmup_steps=0), clock=clock)
+    assert [n for _, n in result.repeats] == [8, 8, 8]
+    assert result.row["epoch_s"] == pytest.approx(1.8) and result.row["epoch_measured"] is True
+    assert result.row["kl"] == "closed"
+
+
+def test_measure_records_provenance_and_memory_on_cpu():
+    row = measure(BenchConfig("sequential", "regression", samples=2, steps=2, repeats=2, warmup_steps=1, threads=1)).row
+    assert row["threads"] == 1 and row["seed"] == 0 and row["torch_version"] and row["device_name"]
+    assert row["graph_bytes"] > 0 and row["flops_per_step"] > 0 and row["rss_peak_bytes"] > 0
+    assert np.isfinite(row["final_loss"])
+    # CUDA and NVML figures do not apply on the CPU: absent (written empty), never zero
+    for col in ("peak_allocated_bytes", "peak_reserved_bytes", "nvml_used_bytes", "energy_j_per_step"):
+        assert col not in row
+
+
+def test_graph_bytes_grow_with_samples_for_weight_sampling():
+    small = measure(BenchConfig("vmap", "regression", samples=1, steps=1, repeats=1, warmup_steps=0)).row
+    large = measure(BenchConfig("vmap", "regression", samples=4, steps=1, repeats=1, warmup_steps=0)).row
+    assert large["graph_bytes"] > 2 * small["graph_bytes"]
