@@ -25,7 +25,7 @@ import torch
 
 from bnn_impls.model import BayesianMLP
 from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
-from bnn_impls.priors import GaussianPrior, normal_log_prob
+from bnn_impls.priors import _LOG_SQRT_2PI, GaussianPrior
 
 
 def _require_gaussian(prior, estimator: str) -> float:
@@ -37,17 +37,21 @@ def _require_gaussian(prior, estimator: str) -> float:
     return prior.sigma
 
 
-def sample_kl(model: BayesianMLP, weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
-    """log q(w) - log p(w) summed over parameters, averaged over any leading sample axis of `weights`.
+def sample_kl(model: BayesianMLP, eps: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
+    """log q(w) - log p(w) for w = mu + sigma * eps, summed over parameters and averaged over any
+    leading sample axis.
 
-    Computed from w itself (not from eps) so the gradient is Blundell's: through w and through theta.
+    log q(w) is written in terms of eps: -log sigma - eps^2/2 - log sqrt(2 pi). That is the same value
+    as the density at w, and the same total derivative in mu and rho (the terms through w and through
+    theta cancel to this), but it reads no S-sized tensor for the gradient: only log p(w) does.
     """
     lead = weights[0].dim() - model.mu[0].dim()  # 0 for one sample, 1 for a (S, ...) stack
+    log_sigma_sum = sum(torch.log(s).sum() for s in model.sigmas())
     per_sample = sum(
-        (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).flatten(lead).sum(-1)
-        for mu, sigma, w in zip(model.mu, model.sigmas(), weights)
+        (0.5 * e.detach() ** 2 + prior.log_prob(w)).flatten(lead).sum(-1) for e, w in zip(eps, weights)
     )
-    return per_sample.mean()
+    n_weights = model.num_weights()
+    return (-log_sigma_sum - n_weights * _LOG_SQRT_2PI - per_sample).mean()
 
 
 def closed_kl(model: BayesianMLP, prior) -> torch.Tensor:
@@ -63,7 +67,7 @@ def mc_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> t
     total = 0.0
     for _ in range(n_mc):
         eps = model.draw_weight_noise(None, generator)
-        total = total + sample_kl(model, model.weights_from_noise(eps), prior)
+        total = total + sample_kl(model, eps, model.weights_from_noise(eps), prior)
     return total / n_mc
 
 

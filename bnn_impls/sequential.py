@@ -16,9 +16,9 @@ class SequentialBBB:
     default_kl = "sample"
     draws_weights = True
 
-    def _weights(self, model, s, generator, noise):
+    def _draw(self, model, s, generator, noise):
         eps = [n[s] for n in noise] if noise is not None else model.draw_weight_noise(None, generator)
-        return model.weights_from_noise(eps)
+        return eps, model.weights_from_noise(eps)
 
     def loss(
         self,
@@ -35,14 +35,14 @@ class SequentialBBB:
         validate(self.name, spec, samples)
         nll = kl = 0.0
         for s in range(samples):
-            w = self._weights(model, s, generator, noise)
+            eps, w = self._draw(model, s, generator, noise)
             nll = nll + spec.likelihood.nll(model.apply_weights(w, x), y).mean()
             if spec.kl == "sample":
-                kl = kl + sample_kl(model, w, spec.prior)
+                kl = kl + sample_kl(model, eps, w, spec.prior)
         nll = nll / samples
         kl = kl / samples if spec.kl == "sample" else standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
         return combine(nll, kl, spec)
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)
-        return torch.stack([model.apply_weights(self._weights(model, s, generator, noise), x) for s in range(samples)])
+        return torch.stack([model.apply_weights(self._draw(model, s, generator, noise)[1], x) for s in range(samples)])

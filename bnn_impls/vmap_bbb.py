@@ -22,7 +22,7 @@ class VmapBBB:
         weights = model.weights_from_noise(eps)  # each (S, *param)
         # x is shared by every sample (in_dims None): vmap batches only what depends on the weights.
         out = vmap(model.apply_weights, in_dims=(0, None))(weights, x)
-        return weights, out
+        return eps, weights, out
 
     def loss(
         self,
@@ -36,14 +36,14 @@ class VmapBBB:
         noise: Optional[Sequence[torch.Tensor]] = None,
     ) -> LossTerms:
         validate(self.name, spec, samples)
-        weights, out = self._outputs(model, x, samples, generator, noise)
+        eps, weights, out = self._outputs(model, x, samples, generator, noise)
         nll = spec.likelihood.nll(out, y).mean()  # (S, B): every sample sees the same batch size
         if spec.kl == "sample":
-            kl = sample_kl(model, weights, spec.prior)
+            kl = sample_kl(model, eps, weights, spec.prior)
         else:
             kl = standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
         return combine(nll, kl, spec)
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)
-        return self._outputs(model, x, samples, generator, noise)[1]
+        return self._outputs(model, x, samples, generator, noise)[2]

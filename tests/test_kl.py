@@ -70,13 +70,33 @@ def test_monte_carlo_estimators_average_to_the_closed_form(name):
     gen = torch.Generator().manual_seed(11)
     with torch.no_grad():
         if name == "sample":
-            draws = [B.sample_kl(model, model.weights_from_noise(model.draw_weight_noise(None, gen)), PRIOR).item()
-                     for _ in range(400)]
+            draws = []
+            for _ in range(400):
+                eps = model.draw_weight_noise(None, gen)
+                draws.append(B.sample_kl(model, eps, model.weights_from_noise(eps), PRIOR).item())
         else:
             draws = [B.standalone_kl(name, model, PRIOR, 4, gen).item() for _ in range(400)]
     mean, se = np.mean(draws), np.std(draws, ddof=1) / math.sqrt(len(draws))
     assert abs(mean - closed) < 4 * se, (mean, closed, se)
     assert se > 0  # a Monte Carlo estimator that never varies would make this test vacuous
+
+
+def test_sample_kl_equals_the_density_ratio_at_w_in_value_and_gradient():
+    # The eps form of log q must be Blundell's log q(w) - log p(w) evaluated at w, gradient included.
+    model = _model(sizes=(3, 4, 2))
+    prior = B.ScaleMixturePrior()
+    eps = model.draw_weight_noise(None, torch.Generator().manual_seed(0))
+
+    def direct():
+        w = model.weights_from_noise(eps)
+        return sum((torch.distributions.Normal(m, s).log_prob(wi) - prior.log_prob(wi)).sum()
+                   for m, s, wi in zip(model.mu, model.sigmas(), w))
+
+    ref, ref_g = _value_and_grads(direct, model)
+    got, got_g = _value_and_grads(lambda: B.sample_kl(model, eps, model.weights_from_noise(eps), prior), model)
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(got_g, ref_g):
+        torch.testing.assert_close(a, b)
 
 
 def test_closed_form_matches_an_independent_formula():
