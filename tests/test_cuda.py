@@ -68,6 +68,9 @@ def test_training_step_runs_without_host_copies_on_cuda():
     batches = B.endless_batches(data, 128, gen)
     step(*next(batches))
     torch.cuda.synchronize()
-    with torch.cuda.set_sync_debug_mode("error"):  # any implicit device->host sync raises
+    torch.cuda.set_sync_debug_mode("error")  # any implicit device->host sync now raises
+    try:
         for _ in range(3):
             step(*next(batches))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
