@@ -48,7 +48,8 @@ def sample_kl(model: BayesianMLP, eps: Sequence[torch.Tensor], weights: Sequence
     lead = weights[0].dim() - model.mu[0].dim()  # 0 for one sample, 1 for a (S, ...) stack
     log_sigma_sum = sum(torch.log(s).sum() for s in model.sigmas())
     per_sample = sum(
-        (0.5 * e.detach() ** 2 + prior.log_prob(w)).flatten(lead).sum(-1) for e, w in zip(eps, weights)
+        0.5 * torch.linalg.vector_norm(e.detach().flatten(lead), dim=-1) ** 2 + prior.log_prob_sum(w, lead)
+        for e, w in zip(eps, weights)
     )
     n_weights = model.num_weights()
     return (-log_sigma_sum - n_weights * _LOG_SQRT_2PI - per_sample).mean()

@@ -93,7 +93,7 @@ class BayesianMLP(nn.Module):
 
     def weights_from_noise(self, eps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """w = mu + sigma * eps, broadcasting over any leading sample axes of eps."""
-        return [m + s * e for m, s, e in zip(self.mu, self.sigmas(), eps)]
+        return [torch.addcmul(m, s, e) for m, s, e in zip(self.mu, self.sigmas(), eps)]
 
     # -- the deterministic network -------------------------------------------------------------
     def apply_weights(self, weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
