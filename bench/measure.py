@@ -14,9 +14,10 @@ import torch
 import bnn_impls as B
 from bench.config import BenchConfig
 from bench.flops import count_flops
-from bench.memory import CudaPeak, Nvml, peak_rss_bytes, saved_tensor_bytes
+from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
 from bench.provenance import device_name
 from bench.result import RunResult, config_columns
+from bench.rss import peak_rss_bytes
 from bench.timing import summarize, time_block
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}

@@ -7,8 +7,6 @@ deterministic and comparable across devices (the CUDA peak includes workspace an
 
 from __future__ import annotations
 
-import resource
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -44,12 +42,6 @@ def saved_tensor_bytes(fn: Callable[[], object]) -> int:
     with count_saved_tensors() as counter:
         fn()
     return counter.nbytes
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 class CudaPeak:

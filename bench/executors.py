@@ -1,0 +1,259 @@
+"""Executors: config -> RunResult, each config isolated as far as the executor can.
+
+- `LocalExecutor` (the default): a fresh `python -m bench.worker` per config, in its own process
+  group, so the allocator and peak RSS start clean and an OOM, a segfault or a hang costs only
+  that config.
+- `InlineExecutor`: the target called in this process; for tests and debugging.
+- `SlurmExecutor`: one submitit job per config, for sweeps larger than one machine.
+
+All of them return a final row for every config; none raises for a config's own failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional, Protocol, Union
+
+from bench.config import BenchConfig
+from bench.errors import UsageError
+from bench.provenance import PROJECT_ROOT
+from bench.result import RunResult, failure_result
+from bench.worker import DEFAULT_TARGET, result_from_json, resolve_target, run_config, run_config_job
+
+EXECUTORS = ("local", "inline", "slurm")
+
+
+class Executor(Protocol):
+    def run(self, config: BenchConfig) -> RunResult: ...
+
+
+def _timeout_message(seconds: float) -> str:
+    return f"exceeded the timeout of {seconds:g} s: raise --timeout, or lower the steps or epochs per repeat"
+
+
+def _effective_timeout(config: BenchConfig, default: Optional[float]) -> Optional[float]:
+    return config.timeout_s if config.timeout_s is not None else default
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class InlineExecutor:
+    """Runs the target in this process. No isolation: no memory cap, RSS not recorded.
+
+    A timeout is enforced with SIGALRM where that is possible (main thread, Unix); the target is
+    interrupted wherever it is, which is fine for tests and debugging, the only uses of this executor.
+    """
+
+    def __init__(self, target: Union[str, Callable] = DEFAULT_TARGET, timeout: Optional[float] = None):
+        self.target = resolve_target(target) if isinstance(target, str) else target
+        self.timeout = timeout
+
+    def run(self, config: BenchConfig) -> RunResult:
+        timeout = _effective_timeout(config, self.timeout)
+        can_alarm = timeout is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        if not can_alarm:
+            return run_config(config, self.target, isolated=False)
+
+        def on_alarm(signum, frame):
+            raise _InlineTimeout()
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return run_config(config, self.target, isolated=False)
+        except _InlineTimeout:
+            return failure_result(config, "timeout", _timeout_message(timeout))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+class _InlineTimeout(BaseException):
+    """BaseException so the target's (and run_config's) `except Exception` cannot swallow it."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def child_environment(base: Optional[dict] = None) -> dict:
+    """The parent's environment with the project root first on PYTHONPATH: a plain checkout works
+    without installation, and modules beside it (`tests.fakes`) import in the child."""
+    env = dict(os.environ if base is None else base)
+    parts = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
+
+
+def _last_line(path: Path, limit: int = 300) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class LocalExecutor:
+    """One fresh worker process per config (see module docstring).
+
+    The child's stdout and stderr go to a log file, not the terminal: measured code may print,
+    and the progress bar owns the terminal. The log's last line goes into the row of a crash.
+    """
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: Optional[float] = None, *, env: Optional[dict] = None,
+                 kill_grace_s: float = 5.0):
+        if not isinstance(target, str):
+            raise TypeError("LocalExecutor needs the target as 'module:function', importable in the child")
+        self.target = target
+        self.timeout = timeout
+        self.env = child_environment(env)
+        self.kill_grace_s = kill_grace_s
+
+    def run(self, config: BenchConfig) -> RunResult:
+        timeout = _effective_timeout(config, self.timeout)
+        with tempfile.TemporaryDirectory(prefix="bnn-bench-") as work:
+            work = Path(work)
+            request, result_path, log_path = work / "request.json", work / "result.json", work / "child.log"
+            request.write_text(json.dumps({"config": config.to_dict(), "target": self.target,
+                                           "parent_pid": os.getpid()}))
+            with open(log_path, "wb") as log:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "bench.worker", str(request), str(result_path)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                    start_new_session=True,  # its own process group: a timeout kills it and all it started
+                )
+                try:
+                    returncode = child.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self._kill_group(child)
+                    return failure_result(config, "timeout", _timeout_message(timeout))
+                except BaseException:  # Ctrl-C: do not leave the config running behind the sweep
+                    self._kill_group(child)
+                    raise
+                finally:
+                    _kill_quietly(child.pid)  # anything the child left running in its group
+            return self._result(config, returncode, result_path, log_path)
+
+    def _kill_group(self, child: subprocess.Popen) -> None:
+        _kill_quietly(child.pid)
+        try:
+            child.wait(timeout=self.kill_grace_s)
+        except subprocess.TimeoutExpired:  # unkillable (D state): do not hang the sweep on it
+            pass
+
+    @staticmethod
+    def _result(config: BenchConfig, returncode: int, result_path: Path, log_path: Path) -> RunResult:
+        if returncode == 0 and result_path.exists():
+            try:
+                return result_from_json(result_path.read_text())
+            except (ValueError, KeyError, TypeError) as e:
+                return failure_result(config, "error", f"unreadable result from the worker: {e}")
+        if returncode == -signal.SIGKILL:
+            # Nobody here sent it (a timeout returns above): on Linux that is the OOM killer.
+            return failure_result(config, "oom", "killed by SIGKILL, likely the out-of-memory killer")
+        if returncode < 0:
+            detail = _last_line(log_path)
+            return failure_result(config, "error", f"killed by {_signal_name(-returncode)}" + (f": {detail}" if detail else ""))
+        detail = _last_line(log_path)
+        return failure_result(config, "error", f"worker exited with status {returncode}" + (f": {detail}" if detail else ""))
+
+
+def _kill_quietly(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class SlurmExecutor:
+    """One submitit job per config; `executor` defaults to `submitit.AutoExecutor(folder)` (Slurm
+    where present), tests pass `submitit.LocalExecutor(folder)`. `slurm_params` go to
+    `update_parameters` (partition, gpus_per_node, ...). The job runs the worker function in its
+    own process, so the isolation is the local executor's."""
+
+    def __init__(self, folder, executor=None, *, target: str = DEFAULT_TARGET, timeout: Optional[float] = None,
+                 poll_s: float = 1.0, **slurm_params):
+        try:
+            import submitit
+        except ImportError:
+            raise UsageError("the slurm executor needs submitit: pip install 'bnn-bench[slurm]'") from None
+        self._submitit = submitit
+        self.folder = Path(folder)
+        self._executor = executor
+        self.slurm_params = slurm_params
+        self.target = target
+        self.timeout = timeout
+        self.poll_s = poll_s
+        # The job's interpreter must import `bench` from this checkout (and `tests.fakes` in tests).
+        os.environ.update(PYTHONPATH=child_environment()["PYTHONPATH"])
+
+    @property
+    def executor(self):
+        """Made on first use: AutoExecutor creates its folder, which must not appear before the
+        sweep has checked that its results directory is new or resumable."""
+        if self._executor is None:
+            self._executor = self._submitit.AutoExecutor(folder=str(self.folder))
+        if self.slurm_params:
+            self._executor.update_parameters(**self.slurm_params)
+            self.slurm_params = {}
+        return self._executor
+
+    def run(self, config: BenchConfig) -> RunResult:
+        timeout = _effective_timeout(config, self.timeout)
+        if timeout is not None:
+            # The scheduler's own limit is a backstop one minute past ours; ours is the one that writes the row.
+            self.executor.update_parameters(timeout_min=int(math.ceil(timeout / 60)) + 1)
+        job = self.executor.submit(run_config_job, config.to_dict(), self.target)
+        # A queued job is not running: the timeout counts from the moment it starts.
+        started = None
+        try:
+            while not job.done():
+                if started is None and job.state not in ("PENDING", "UNKNOWN", "QUEUED", "REQUEUED"):
+                    started = time.monotonic()
+                if timeout is not None and started is not None and time.monotonic() - started > timeout:
+                    job.cancel(check=False)
+                    return failure_result(config, "timeout", _timeout_message(timeout))
+                time.sleep(self.poll_s)
+            result = job.result()
+        except KeyboardInterrupt:
+            job.cancel(check=False)
+            raise
+        except Exception as e:  # the job died (node failure, OOM kill, cancelled): a row, not a crash
+            text = " ".join(str(e).split())
+            # Slurm reports its memory kills as the job state OUT_OF_MEMORY.
+            status = "oom" if any(m in text.lower() for m in ("out of memory", "out_of_memory")) else "error"
+            return failure_result(config, status, f"slurm job {job.job_id} failed ({type(e).__name__}): {text[:300]}")
+        if not isinstance(result, RunResult):
+            return failure_result(config, "error", f"slurm job returned {type(result).__name__}, not a RunResult")
+        return result
+
+
+def make_executor(name: str, *, target: str = DEFAULT_TARGET, timeout: Optional[float] = None,
+                  folder=None) -> Executor:
+    """The executor a `--executor` name asks for; `folder` is where slurm keeps its job files."""
+    if name == "local":
+        return LocalExecutor(target, timeout)
+    if name == "inline":
+        return InlineExecutor(target, timeout)
+    if name == "slurm":
+        return SlurmExecutor(folder or "slurm", target=target, timeout=timeout)
+    raise UsageError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
