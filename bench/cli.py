@@ -1,0 +1,100 @@
+"""`bnn-bench` / `python run_bench.py`: the command line of contract.md.
+
+Every command module follows one protocol (bench/commands/__init__.py). Bad input, from argparse
+or from any command, ends as one line `bnn-bench: error: ...` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from bench.commands import analyze_cmd, default_cmd, list_cmd, sweep_cmd
+from bench.errors import UsageError
+
+PROG = "bnn-bench"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is a UsageError (one line, exit 2 in `main`) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _CheckUnavailable:
+    """Stands in for bench/commands/check.py in a checkout that does not have it yet."""
+
+    @staticmethod
+    def add_parser(subparsers):
+        parser = subparsers.add_parser("check", help="compare a candidate run with a baseline (not in this checkout)")
+        parser.add_argument("baseline")
+        parser.add_argument("candidate", nargs="?")
+        parser.set_defaults(run=_CheckUnavailable.run)
+        return parser
+
+    @staticmethod
+    def run(args) -> int:
+        raise UsageError("the check command is not in this checkout (bench/commands/check.py): update the checkout")
+
+
+def _check_module():
+    try:
+        check = importlib.import_module("bench.commands.check")
+    except ModuleNotFoundError as e:
+        if e.name != "bench.commands.check":  # check.py exists but something it imports is missing: say so
+            raise
+        return _CheckUnavailable
+    return check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, description=default_cmd.DESCRIPTION,
+        epilog="Commands: list, sweep, analyze, check; `bnn-bench COMMAND --help` for each.",
+    )
+    default_cmd.add_arguments(parser)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in (list_cmd, sweep_cmd, analyze_cmd, _check_module()):
+        command.add_parser(subparsers)
+    return parser
+
+
+def _usage_errors() -> tuple[type, ...]:
+    """The exceptions that mean bad input; analysis is imported only if it is importable."""
+    from bnn_impls.names import BnnConfigError
+
+    errors: tuple[type, ...] = (UsageError, BnnConfigError)
+    try:
+        from analysis import AnalysisInputError
+
+        errors += (AnalysisInputError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = [PROG] + argv
+        return int(args.run(args) or 0)
+    except SystemExit as e:  # --help and --version exit 0 through argparse
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; every row written so far is kept: continue with --resume --out DIR",
+              file=sys.stderr)
+        return 130
+    except Exception as e:
+        if not isinstance(e, _usage_errors()):
+            raise
+        message = " ".join(str(e).split())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`bnn-bench analyze DIR`: slopes, speedup tables, figures and report.md from a results directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from bench.errors import UsageError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "analyze", help="tables, figures and report.md from a results directory",
+        description="Per-sample slopes with confidence intervals, speedup tables (beside a reference run's, "
+                    "if given), figures and report.md, from a results directory written by `sweep`.",
+    )
+    parser.add_argument("dir", metavar="DIR", help="results directory (holds runs.csv)")
+    parser.add_argument("--reference", metavar="DIR", help="a results directory to compare with (e.g. the report's A100 run)")
+    parser.add_argument("--out", metavar="DIR", help="where tables, figures and report.md go (default: DIR)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run_analysis(results_dir, reference_dir=None, out_dir=None) -> Path:
+    """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib."""
+    import analysis
+
+    analyze = getattr(analysis, "analyze", None)
+    if analyze is None:
+        raise UsageError("this checkout has no analysis.analyze yet: update the checkout, or skip analyze")
+    return Path(analyze(Path(results_dir), reference_dir=_path(reference_dir), out_dir=_path(out_dir)))
+
+
+def _path(value) -> Optional[Path]:
+    return Path(value) if value is not None else None
+
+
+def run(args) -> int:
+    report = run_analysis(args.dir, args.reference, args.out)
+    print(f"report: {report}")
+    return 0

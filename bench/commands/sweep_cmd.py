@@ -1,0 +1,153 @@
+"""`bnn-bench sweep`: measure every config of a grid (a profile, with flags overriding its axes)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Optional
+
+from bench.config import BenchConfig
+from bench.errors import UsageError
+from bench.executors import EXECUTORS
+from bench.grid import available_devices, check_device, default_threads, parse_bytes, parse_int_list, parse_name_list
+from bench.profiles import DEFAULT_PROFILE, PROFILES, Common, Overrides, build_grid, get_profile
+from bench.progress import summary_table
+from bench.provenance import PROJECT_ROOT
+from bench.results import read_runs
+from bench.schema import RUNS_FILE
+from bench.sweep import run_sweep
+from bench.worker import DEFAULT_TARGET, resolve_target
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def default_out_dir(profile: str, now: Optional[_dt.datetime] = None) -> Path:
+    """results/runs/<profile>-<YYYYmmdd-HHMMSS> under the project root."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return PROJECT_ROOT / "results" / "runs" / f"{profile}-{stamp}"
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options about where and how configs run (shared with the default job)."""
+    parser.add_argument("--out", metavar="DIR", help="results directory (default: results/runs/<profile>-<timestamp>); "
+                                                    "must not exist or be empty, unless --resume")
+    parser.add_argument("--resume", action="store_true", help="continue --out DIR: run only configs without a final row")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local: a fresh process per config (default); inline: in this process (debugging); "
+                             "slurm: one submitit job per config")
+    parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
+    parser.add_argument("--memory-limit", metavar="BYTES", help="address-space cap per config, e.g. 8G: "
+                                                                "a runaway config becomes an oom row")
+    # Advanced: the config -> RunResult function the worker calls (tests inject fakes with it).
+    parser.add_argument("--target", default=DEFAULT_TARGET, help=argparse.SUPPRESS)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "sweep", help="measure every config of a grid, each in its own process",
+        description="Measure every config of a grid, each in isolation, appending one row per config to "
+                    "DIR/runs.csv (timed repeats to DIR/repeats.csv, the machine to DIR/meta.json). The grid is "
+                    f"a profile ({', '.join(PROFILES)}; default {DEFAULT_PROFILE}); each flag below replaces that "
+                    "axis in every block of the profile. Lists are comma-separated.",
+    )
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
+    grid.add_argument("--impl", metavar="LIST", help="implementations, e.g. sequential,vmap,vmap_lrt")
+    grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist")
+    grid.add_argument("--device", metavar="LIST", help="cpu, cuda, cuda:N, mps (default: every device found here)")
+    grid.add_argument("--samples", metavar="LIST", help="Monte Carlo samples S: 1,2,5,10 or a range 1:10")
+    grid.add_argument("--kl", metavar="LIST", help="KL estimators: sample, closed, mc, repar, repar_exact "
+                                                   "(default: each implementation's own)")
+    grid.add_argument("--n-mc", metavar="LIST", help="KL draws for mc, repar, repar_exact: e.g. 1,100,1e4 or 1:10")
+    grid.add_argument("--prior", metavar="LIST", help="gaussian, mixture (default gaussian)")
+    timing = parser.add_argument_group("timing")
+    timing.add_argument("--repeats", type=positive_int, metavar="N", help="timed repeats per config")
+    length = timing.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, metavar="N", help="timed optimizer steps per repeat")
+    length.add_argument("--epochs", type=positive_int, metavar="N", help="timed whole epochs per repeat")
+    timing.add_argument("--warmup", type=nonnegative_int, metavar="N", help="untimed steps before the first repeat")
+    timing.add_argument("--timeout", type=positive_float, metavar="S", help="seconds per config before it is killed "
+                                                                            "and recorded as timeout")
+    setup = parser.add_argument_group("setup")
+    setup.add_argument("--threads", type=positive_int, metavar="N", help=f"torch CPU threads (default {default_threads()})")
+    setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
+    setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
+    setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    add_run_options(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def grid_from_args(args) -> list[BenchConfig]:
+    """The configs a parsed `sweep` command line asks for; every bad value is a UsageError."""
+    profile = get_profile(args.profile)
+    overrides = Overrides(
+        impls=parse_name_list(args.impl),
+        tasks=parse_name_list(args.task),
+        kls=parse_name_list(args.kl),
+        priors=parse_name_list(args.prior),
+        samples=parse_int_list(args.samples, flag="--samples") if args.samples is not None else None,
+        n_mc=parse_int_list(args.n_mc, flag="--n-mc") if args.n_mc is not None else None,
+        steps=args.steps, epochs=args.epochs, repeats=args.repeats, warmup=args.warmup, timeout_s=args.timeout,
+    )
+    devices = parse_name_list(args.device) or available_devices()
+    for device in devices:
+        check_device(device)
+    common = Common(
+        devices=devices, threads=args.threads or default_threads(), batch_size=args.batch_size, seed=args.seed,
+        dtype=args.dtype, data_dir=args.data_dir,
+        memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
+    )
+    return build_grid(profile, overrides, common)
+
+
+def resolve_out(args, profile: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    if args.resume:
+        raise UsageError("--resume needs --out DIR: the results directory to continue")
+    return default_out_dir(profile)
+
+
+def sweep(configs, out: Path, args, profile: str) -> Path:
+    """Run the sweep the parsed arguments describe, then print the results table."""
+    resolve_target(args.target)  # a bad --target fails here, not once per config in the children
+    run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
+              argv=getattr(args, "argv", None) or sys.argv, target=args.target)
+    print()
+    print(summary_table(read_runs(out)))
+    print(f"\nresults: {out / RUNS_FILE}")
+    return out
+
+
+def run(args) -> int:
+    configs = grid_from_args(args)
+    sweep(configs, resolve_out(args, args.profile), args, args.profile)
+    return 0
