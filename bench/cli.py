@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _usage_errors() -> tuple[type, ...]:
     """The exceptions that mean bad input; analysis is imported only if it is importable."""
+    from bnn_impls.mnist import DataError
     from bnn_impls.names import BnnConfigError
 
-    errors: tuple[type, ...] = (UsageError, BnnConfigError)
+    errors: tuple[type, ...] = (UsageError, BnnConfigError, DataError)
     try:
         from analysis import AnalysisInputError
 

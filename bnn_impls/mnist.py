@@ -134,17 +134,23 @@ def download(root: Path, timeout: float = 30.0) -> None:
             raise DataError(f"could not download {name}: {'; '.join(errors)}")
 
 
-def load_mnist(data_dir: Optional[str] = None, *, allow_download: bool = True) -> MnistArrays:
+def ensure_available(data_dir: Optional[str] = None, *, allow_download: bool = True) -> Path:
+    """The root holding all four files, downloading them first where that is allowed and possible."""
     root = locate(data_dir)
-    if root is None:
-        if not allow_download:
-            raise DataError(_not_found_message(data_dir))
-        target = candidate_roots(data_dir)[0]
-        try:
-            download(target)
-        except DataError:
-            raise DataError(_not_found_message(data_dir)) from None
-        root = target
+    if root is not None:
+        return root
+    if not allow_download:
+        raise DataError(_not_found_message(data_dir))
+    target = candidate_roots(data_dir)[0]
+    try:
+        download(target)
+    except DataError:
+        raise DataError(_not_found_message(data_dir)) from None
+    return target
+
+
+def load_mnist(data_dir: Optional[str] = None, *, allow_download: bool = True) -> MnistArrays:
+    root = ensure_available(data_dir, allow_download=allow_download)
     arrays = {}
     for name in FILES:
         path = _find(root, name)

@@ -308,3 +308,16 @@ def test_summary_table_formats_units():
     assert header.split() == ["task", "impl", "kl", "n_mc", "S", "device", "status", "step", "ms", "epoch", "s",
                               "graph", "MB"]
     assert ok.split()[-3:] == ["41.20", "19.310", "3.0"] and oom.split()[-1] == "oom"
+
+
+def test_missing_mnist_is_one_line_and_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+
+    monkeypatch.setenv("BNN_BENCH_DATA", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("bnn_impls.mnist.MIRRORS", ())  # no download attempt: the test must not use a network
+    out = tmp_path / "out"
+    assert main(["sweep", "--task", "mnist", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MNIST not found" in err[0] and "--data-dir" in err[0]
+    assert not out.exists()

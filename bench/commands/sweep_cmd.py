@@ -139,12 +139,22 @@ def resolve_out(args, profile: str) -> Path:
 def sweep(configs, out: Path, args, profile: str) -> Path:
     """Run the sweep the parsed arguments describe, then print the results table."""
     resolve_target(args.target)  # a bad --target fails here, not once per config in the children
+    if args.target == DEFAULT_TARGET:  # injected targets bring their own (fake) data
+        check_data(configs)
     run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
               argv=getattr(args, "argv", None) or sys.argv, target=args.target)
     print()
     print(summary_table(read_runs(out)))
     print(f"\nresults: {out / RUNS_FILE}")
     return out
+
+
+def check_data(configs) -> None:
+    """Fail before the first config, not once per config, when a data set is missing."""
+    from bnn_impls.mnist import ensure_available
+
+    for data_dir in {c.data_dir for c in configs if c.task == "mnist"}:
+        ensure_available(data_dir)
 
 
 def run(args) -> int:
