@@ -42,9 +42,8 @@ class VmapLRT:
             for n_out in model.sizes[1:]
         ]
 
-    def _outputs(self, model: BayesianMLP, x, samples, generator, noise):
+    def _outputs(self, model: BayesianMLP, x, samples, generator, noise, sigmas):
         zetas = list(noise) if noise is not None else self.draw_activation_noise(model, samples, x.shape[0], generator)
-        sigmas = model.sigmas()
         layers = model.layers()
         means = [(model.mu[w], model.mu[b]) for w, b in layers]
         variances = [(sigmas[w] ** 2, sigmas[b] ** 2) for w, b in layers]
@@ -86,11 +85,12 @@ class VmapLRT:
     ) -> LossTerms:
         """`noise`: per layer, (samples, batch, units) standard normals, to replay exact draws."""
         validate(self.name, spec, samples)
-        out = self._outputs(model, x, samples, generator, noise)
+        sigmas = model.sigmas()  # once per step: the forward pass and the closed-form KL share it
+        out = self._outputs(model, x, samples, generator, noise, sigmas)
         nll = spec.likelihood.nll(out, y).mean()
-        kl = standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
+        kl = standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator, sigmas)
         return combine(nll, kl, spec)
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)
-        return self._outputs(model, x, samples, generator, noise)
+        return self._outputs(model, x, samples, generator, noise, model.sigmas())
