@@ -1,0 +1,120 @@
+"""Figures, drawn headless with matplotlib (Agg), each written as PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLORS = {"sequential": "tab:red", "vmap": "tab:blue", "vmap_lrt": "tab:green"}
+KL_COLORS = {"mc": "tab:red", "repar": "tab:blue", "repar_exact": "tab:green", "closed": "tab:gray", "sample": "tab:purple"}
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _panels(n: int, width: float = 5.5, height: float = 4.2):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, axes[0]
+
+
+def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str, out_dir: Path,
+                          reference: pd.DataFrame | None = None, reference_label: str = "") -> list[Path]:
+    """Seconds per epoch against S, one panel per (task, device); the reference's lines dashed."""
+    # Only lines over S: a KL-estimator check at a single S is a point, not a line, and has its own figure.
+    keys = ["task", "device", "impl", "kl", "n_mc"]
+    curves = main[main.groupby(keys, dropna=False)["samples"].transform("nunique") >= 2]
+    panels = list(curves.groupby(["task", "device"], sort=False))
+    if not panels:
+        return []
+    fig, axes = _panels(len(panels))
+    for ax, ((task, device), group) in zip(axes, panels):
+        for (impl, kl), g in group.groupby(["impl", "kl"], sort=False):
+            g = g.sort_values("samples")
+            color = COLORS.get(impl)
+            low = g["run_id"].map(spread["q25"]) if len(spread) else None
+            high = g["run_id"].map(spread["q75"]) if len(spread) else None
+            ax.plot(g["samples"], g["epoch_s"], "o-", color=color, label=f"{impl} ({kl})")
+            if low is not None and low.notna().all():
+                ax.fill_between(g["samples"], low, high, color=color, alpha=0.2, linewidth=0)
+        if reference is not None:
+            for impl, g in reference[reference["task"] == task].groupby("impl", sort=False):
+                g = g.sort_values("samples")
+                ax.plot(g["samples"], g["epoch_s"], "--", color=COLORS.get(impl), alpha=0.7,
+                        label=f"{impl}, {reference_label}")
+        measured = "measured" if group["epoch_measured"].astype(str).str.lower().eq("true").all() else "extrapolated from steps"
+        ax.set_title(f"{task} on {device}: epoch time ({measured})", fontsize=10)
+        ax.set_xlabel("weight samples per step, S")
+        ax.set_ylabel("seconds per epoch")
+        ax.set_yscale("log" if reference is not None else "linear")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Training time per epoch against samples — {machine}", fontsize=11)
+    return _save(fig, out_dir, "epoch_time_vs_samples")
+
+
+def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
+    per_s = speedups[speedups["kind"] == "epoch_time"]
+    per_s = per_s[per_s.groupby(["task", "device", "impl", "kl"])["samples"].transform("nunique") >= 2]
+    panels = list(per_s.groupby(["task", "device"], sort=False))
+    if not panels:
+        return []
+    fig, axes = _panels(len(panels))
+    for ax, ((task, device), group) in zip(axes, panels):
+        for (impl, kl), g in group.groupby(["impl", "kl"], sort=False):
+            g = g.sort_values("samples")
+            yerr = None
+            if g["ci_low"].notna().all():
+                yerr = np.vstack([g["ratio"] - g["ci_low"], g["ci_high"] - g["ratio"]])
+            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt="o-", capsize=3, color=COLORS.get(impl),
+                        label=f"{impl} ({kl})")
+        ax.axhline(1.0, color="tab:red", linestyle=":", label="sequential")
+        ax.set_title(f"{task} on {device}: speedup over sequential", fontsize=10)
+        ax.set_xlabel("weight samples per step, S")
+        ax.set_ylabel("sequential epoch time / implementation's (x)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Speedup against the sequential loop (95% bootstrap intervals) — {machine}", fontsize=11)
+    return _save(fig, out_dir, "speedup_vs_samples")
+
+
+def kl_cost_vs_n_mc(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
+    """Step time and saved-tensor bytes against n_mc per KL estimator, log-log; failed configs marked."""
+    kl_runs = runs[runs["kl"].isin(["mc", "repar", "repar_exact"])]
+    if kl_runs["n_mc"].nunique() < 2:
+        return []
+    fig, axes = _panels(2)
+    for (kl, task, device), g in kl_runs.groupby(["kl", "task", "device"], sort=False):
+        ok = g[g["status"] == "ok"].sort_values("n_mc")
+        color = KL_COLORS.get(kl)
+        label = f"{kl} ({task}, {device})"
+        axes[0].plot(ok["n_mc"], ok["step_s_median"] * 1000, "o-", color=color, label=label)
+        axes[1].plot(ok["n_mc"], ok["graph_bytes"] / 2**20, "o-", color=color, label=label)
+        failed = g[g["status"] != "ok"]
+        for _, row in failed.iterrows():
+            for ax in axes:
+                ax.axvline(row["n_mc"], color=color, linestyle=":", alpha=0.6)
+                ax.annotate(row["status"], (row["n_mc"], 1), xycoords=("data", "axes fraction"), rotation=90,
+                            va="top", fontsize=7, color=color)
+    for ax, ylabel in zip(axes, ["milliseconds per step", "MiB saved for backward per step"]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("KL Monte Carlo draws, n_mc")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_title("time against n_mc", fontsize=10)
+    axes[1].set_title("autograd memory against n_mc", fontsize=10)
+    fig.suptitle(f"KL estimators: cost of more Monte Carlo draws — {machine}", fontsize=11)
+    return _save(fig, out_dir, "kl_cost_vs_n_mc")

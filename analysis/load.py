@@ -1,0 +1,106 @@
+"""Reading and validating a results directory with pandas."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.errors import AnalysisInputError
+from bench.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_FILE
+
+#: The columns analysis reads; a file without them is not a bnn-bench results file.
+REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")
+GROUP_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "batch_size", "dtype")
+
+
+@dataclass(frozen=True)
+class Results:
+    directory: Path
+    runs: pd.DataFrame
+    repeats: pd.DataFrame  # run_id, repeat, seconds, steps: only the repeats that count
+    meta: dict
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "ok"]
+
+
+def _read_csv(path: Path, required) -> pd.DataFrame:
+    if not path.is_file():
+        raise AnalysisInputError(f"{path} not found: give a results directory written by `run_bench.py sweep`")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise AnalysisInputError(f"{path} is not readable as CSV ({' '.join(str(e).split())}): "
+                                 "move it away or re-run the sweep") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise AnalysisInputError(f"{path} lacks column(s) {', '.join(missing)}: it is not a bnn-bench "
+                                 f"{path.name}; give a directory written by `run_bench.py sweep`")
+    return frame
+
+
+def counted_repeats(runs: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
+    """The repeats that belong to each run's final row: the last `repeats` rows of its run_id.
+
+    A config re-run after a crash has its first attempt's repeats earlier in the file.
+    """
+    if repeats.empty:
+        return repeats
+    wanted = runs.set_index("run_id")["repeats"].fillna(0).astype(int)
+    kept = []
+    for run_id, rows in repeats.groupby("run_id", sort=False):
+        n = int(wanted.get(run_id, 0))
+        if n > 0:
+            kept.append(rows.tail(n))
+    return pd.concat(kept, ignore_index=True) if kept else repeats.iloc[0:0]
+
+
+def load_results(directory) -> Results:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise AnalysisInputError(f"{directory} is not a directory: give a results directory written by "
+                                 "`run_bench.py sweep`")
+    runs = _read_csv(directory / RUNS_FILE, REQUIRED_RUNS_COLUMNS)
+    repeats_path = directory / REPEATS_FILE
+    repeats = _read_csv(repeats_path, REPEATS_COLUMNS) if repeats_path.exists() else pd.DataFrame(columns=REPEATS_COLUMNS)
+    for col in GROUP_KEYS:
+        if col not in runs.columns:
+            runs[col] = pd.NA
+    if "repeats" not in runs.columns:
+        runs["repeats"] = 0
+    meta = {}
+    if (directory / META_FILE).is_file():
+        try:
+            meta = json.loads((directory / META_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AnalysisInputError(f"{directory / META_FILE} is not valid JSON ({e}): fix or remove it") from None
+    return Results(directory, runs, counted_repeats(runs, repeats), meta)
+
+
+def repeat_epoch_seconds(results: Results) -> pd.DataFrame:
+    """One row per counted repeat with its epoch time: seconds / steps x steps per epoch."""
+    if results.repeats.empty or "steps_per_epoch" not in results.runs.columns:
+        return pd.DataFrame(columns=["run_id", "epoch_s"])
+    spe = results.runs.set_index("run_id")["steps_per_epoch"]
+    reps = results.repeats.copy()
+    reps["epoch_s"] = reps["seconds"] / reps["steps"] * reps["run_id"].map(spe)
+    reps["step_s"] = reps["seconds"] / reps["steps"]
+    return reps
+
+
+def machine_summary(results: Results) -> str:
+    """One line naming the machine: GPU or CPU model, threads, torch version."""
+    runs = results.runs
+    names = sorted({str(n) for n in runs.get("device_name", pd.Series(dtype=str)).dropna()})
+    threads = sorted({int(t) for t in runs.get("threads", pd.Series(dtype=float)).dropna()})
+    torch_versions = sorted({str(v) for v in runs.get("torch_version", pd.Series(dtype=str)).dropna()})
+    parts = [" / ".join(names) or "unknown device"]
+    if threads:
+        parts.append(f"{', '.join(map(str, threads))} CPU thread(s)")
+    if torch_versions:
+        parts.append("torch " + ", ".join(torch_versions))
+    return ", ".join(parts)

@@ -1,0 +1,186 @@
+"""`analyze`: a results directory in; slopes.csv, speedups.csv, figures/ and report.md out."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from analysis.fit import fit_slopes
+from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
+from analysis.speedups import speedup_table
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
+        return ""
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub table (pandas' to_markdown needs tabulate, which we do not depend on)."""
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(_fmt(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _spread(results: Results) -> pd.DataFrame:
+    reps = repeat_epoch_seconds(results)
+    if reps.empty:
+        return pd.DataFrame(columns=["q25", "q75"])
+    g = reps.groupby("run_id")["epoch_s"]
+    return pd.DataFrame({"q25": g.quantile(0.25), "q75": g.quantile(0.75)})
+
+
+def _slope_sentences(slopes: pd.DataFrame, machine: str) -> list[str]:
+    out = []
+    for (task, device), g in slopes[slopes["n_mc"].fillna(1) == 1].groupby(["task", "device"], sort=False):
+        seq = g[g["impl"] == "sequential"]
+        if seq.empty:
+            continue
+        s0 = seq["slope_s_per_sample"].iloc[0]
+        for _, r in g[g["impl"] != "sequential"].iterrows():
+            out.append(f"On {task} ({device}), {r['impl']} adds {r['slope_s_per_sample']:.3g} s per extra sample "
+                       f"per epoch against sequential's {s0:.3g} s ({s0 / r['slope_s_per_sample']:.2g}x), on {machine}.")
+    return out
+
+
+def _reference_comparison(slopes: pd.DataFrame, ref_slopes: pd.DataFrame) -> pd.DataFrame:
+    ours = slopes[slopes["n_mc"].fillna(1) == 1][["task", "device", "impl", "kl", "slope_s_per_sample", "r2"]]
+    theirs = ref_slopes[["task", "impl", "slope_s_per_sample"]].rename(columns={"slope_s_per_sample": "reference_slope"})
+    table = ours.merge(theirs, on=["task", "impl"], how="left")
+    table["ours_over_reference"] = table["slope_s_per_sample"] / table["reference_slope"]
+    return table
+
+
+def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame]) -> pd.DataFrame:
+    default = ok[ok["n_mc"].fillna(1) == 1]
+    pivot = default.pivot_table(index=["task", "device", "samples"], columns="impl", values="epoch_s", aggfunc="first")
+    pivot.columns = [f"{c} s/epoch" for c in pivot.columns]
+    if reference is not None:
+        ref = reference.pivot_table(index=["task", "samples"], columns="impl", values="epoch_s", aggfunc="first")
+        ref.columns = [f"report {c}" for c in ref.columns]
+        pivot = pivot.reset_index().merge(ref.reset_index(), on=["task", "samples"], how="left")
+        return pivot
+    return pivot.reset_index()
+
+
+def _memory_table(ok: pd.DataFrame) -> pd.DataFrame:
+    cols = {"graph_bytes": "graph MiB", "peak_allocated_bytes": "CUDA peak alloc MiB",
+            "peak_reserved_bytes": "CUDA peak reserved MiB", "nvml_used_bytes": "NVML used MiB",
+            "rss_peak_bytes": "peak RSS MiB", "energy_j_per_step": "J/step"}
+    present = [c for c in cols if c in ok.columns and ok[c].notna().any()]
+    table = ok[["task", "device", "impl", "kl", "n_mc", "samples"] + present].copy()
+    for c in present:
+        if c.endswith("_bytes"):
+            table[c] = table[c] / 2**20
+    return table.rename(columns=cols)
+
+
+def _failures(runs: pd.DataFrame) -> pd.DataFrame:
+    bad = runs[runs["status"] != "ok"]
+    cols = [c for c in ("task", "device", "impl", "kl", "n_mc", "samples", "status", "error") if c in bad.columns]
+    return bad[cols]
+
+
+def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
+    results = load_results(results_dir)
+    out = Path(out_dir) if out_dir is not None else results.directory
+    out.mkdir(parents=True, exist_ok=True)
+    reference = load_results(reference_dir) if reference_dir is not None else None
+    machine = machine_summary(results)
+    ok = results.ok
+
+    slopes, notes = fit_slopes(ok)
+    slopes.to_csv(out / "slopes.csv", index=False)
+    speedups = speedup_table(ok, repeat_epoch_seconds(results))
+    speedups.to_csv(out / "speedups.csv", index=False)
+
+    from analysis import figures  # matplotlib only now
+
+    fig_dir = out / "figures"
+    ref_label = ""
+    if reference is not None:
+        names = reference.runs["device_name"].dropna().unique() if "device_name" in reference.runs else []
+        ref_label = names[0] if len(names) else str(reference.directory.name)
+    figure_paths = figures.epoch_time_vs_samples(ok, _spread(results), machine, fig_dir,
+                                                 reference.ok if reference is not None else None, ref_label)
+    figure_paths += figures.speedup_vs_samples(speedups, machine, fig_dir)
+    figure_paths += figures.kl_cost_vs_n_mc(results.runs, machine, fig_dir)
+
+    lines = [f"# bnn-bench report: {results.directory.name}", "", f"**Machine:** {machine}."]
+    hw = results.meta.get("machine", {})
+    if hw:
+        lines.append(f"CPU {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores, "
+                     f"{(hw.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM); GPUs: {', '.join(map(str, hw.get('gpus') or [])) or 'none'}; "
+                     f"driver {hw.get('nvidia_driver') or '-'}; CUDA {hw.get('cuda_version') or '-'}; "
+                     f"Python {hw.get('python', '?')}; commit {hw.get('git_commit', '?')}.")
+    if results.meta.get("argv"):
+        lines.append(f"Command: `{' '.join(results.meta['argv'])}` (profile {results.meta.get('profile', '?')}).")
+    lines += ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
+
+    lines += ["## Table 1: seconds per epoch added by each extra weight sample", ""]
+    if len(slopes):
+        table1 = slopes[["task", "device", "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high",
+                         "intercept_s", "r2", "n_points"]]
+        lines += [markdown_table(table1), "",
+                  "Least-squares slope of epoch time against S (scipy.stats.linregress); the interval is the 95% "
+                  "t interval from the slope's standard error (n - 2 degrees of freedom)."]
+        lines += [""] + [f"- {s}" for s in _slope_sentences(slopes, machine)]
+        if reference is not None:
+            ref_slopes, _ = fit_slopes(reference.ok)
+            comp = _reference_comparison(slopes, ref_slopes)
+            lines += ["", f"Beside the report ({ref_label}):", "", markdown_table(comp), ""]
+            for _, r in comp.dropna(subset=["reference_slope"]).iterrows():
+                lines.append(f"- {r['task']} {r['impl']}: our slope is {r['ours_over_reference']:.2g}x the report's "
+                             f"({r['slope_s_per_sample']:.3g} s vs {r['reference_slope']:.3g} s per sample).")
+    else:
+        lines.append("No slope could be fitted (a slope needs at least 3 values of S with status ok).")
+    lines += [f"- Not fitted: {n}" for n in notes]
+
+    lines += ["", "## Table 2: seconds per epoch for each number of samples", ""]
+    if len(ok):
+        t2 = _table2(ok, reference.ok if reference is not None else None)
+        lines += [markdown_table(t2), ""]
+        measured = ok["epoch_measured"].astype(str).str.lower().eq("true")
+        lines.append(f"Epoch times of {int(measured.sum())} config(s) were timed over whole epochs; "
+                     f"{int((~measured).sum())} were extrapolated as median step time x steps per epoch.")
+
+    lines += ["", "## Speedups over sequential", ""]
+    if len(speedups):
+        lines += [markdown_table(speedups), "",
+                  "Ratios of sequential's epoch time (or slope) to each implementation's, measured in the same run; "
+                  "95% intervals from a seeded bootstrap over repeats (empty where a config has no repeats)."]
+        best = speedups[speedups["kind"] == "epoch_time"].sort_values("samples").groupby(["task", "device", "impl"]).tail(1)
+        for _, r in best.iterrows():
+            lines.append(f"- At S = {int(r['samples'])}, {r['impl']} trains {r['task']} on {r['device']} "
+                         f"{r['ratio']:.2f}x as fast as sequential [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}].")
+    else:
+        lines.append("No speedup: the run has no sequential baseline at matching S.")
+
+    lines += ["", "## Memory", "", markdown_table(_memory_table(ok)), "",
+              "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "
+              "where they apply."]
+    if ok["graph_bytes"].notna().any():
+        top = ok.loc[ok["graph_bytes"].idxmax()]
+        lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) on {top['task']} "
+                     f"at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
+
+    lines += ["", "## Figures", ""]
+    for p in figure_paths:
+        if p.suffix == ".png":
+            lines.append(f"![{p.stem}](figures/{p.name}) ([svg](figures/{p.stem}.svg))")
+    failures = _failures(results.runs)
+    lines += ["", "## Not fitted: configs that did not finish", ""]
+    lines += [markdown_table(failures) if len(failures) else "None: every config finished with status ok."]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
