@@ -125,7 +125,7 @@ def test_every_profile_builds_a_valid_grid():
     sizes = {name: len(build_grid(profile)) for name, profile in PROFILES.items()}
     assert sizes["paper"] == 2 * 3 * 10
     assert sizes["repar"] == 3 * 7
-    assert sizes["ci"] == 3 * 2 + 3
+    assert sizes["ci"] == 3 + 3
 
 
 def test_overrides_replace_the_axis_in_every_block_and_steps_replace_epochs():

@@ -1,0 +1,87 @@
+"""`bnn-bench check BASELINE [CANDIDATE]`: did something get slower or hungrier?
+
+CANDIDATE is a results directory or pytest-benchmark JSON file; without it, the baseline's grid
+(stored in its meta.json) is run again here and compared. Exit 0: nothing regressed; 1: something
+did; 2: bad input. The statistics live in analysis/compare.py (no torch there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+from bench.executors import EXECUTORS
+from bench.provenance import PROJECT_ROOT
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "check", help="compare a candidate run with a baseline; exit 1 on a regression",
+        description="Compare CANDIDATE (a results directory or pytest-benchmark JSON) with BASELINE; without "
+                    "CANDIDATE, re-run the baseline's grid here first. Compares each implementation's step time "
+                    "over sequential's in the same run, absolute step times where the machine fingerprint "
+                    "matches, and memory. Exit 0: no regression; 1: a regression; 2: bad input.",
+    )
+    parser.add_argument("baseline", metavar="BASELINE")
+    parser.add_argument("candidate", metavar="CANDIDATE", nargs="?")
+    parser.add_argument("--threshold", type=_fraction, default=0.10,
+                        help="smallest slowdown of a ratio to sequential that counts (default 0.10: 10%%)")
+    parser.add_argument("--abs-threshold", type=_fraction, default=0.25,
+                        help="smallest slowdown of an absolute step time that counts, on the same machine "
+                             "(default 0.25: absolute times drift more between runs than ratios)")
+    parser.add_argument("--alpha", type=_fraction, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--out", metavar="DIR", help="where the fresh run goes (default results/runs/check-<timestamp>)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local", help="how the fresh run's configs run")
+    parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is, for the fresh run")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def fresh_run(baseline: Path, args) -> Path:
+    from bench.commands.sweep_cmd import check_data
+    from bench.results import load_grid
+    from bench.sweep import run_sweep
+
+    if not baseline.is_dir():
+        raise UsageError(f"{baseline} is not a results directory: re-running needs a baseline written by "
+                         "`run_bench.py sweep` (or give CANDIDATE)")
+    configs = load_grid(baseline)
+    if args.data_dir:
+        configs = [dataclasses.replace(c, data_dir=args.data_dir) for c in configs]
+    check_data(configs)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else PROJECT_ROOT / "results" / "runs" / f"check-{stamp}"
+    run_sweep(configs, out, executor=args.executor, profile="check", argv=getattr(args, "argv", None) or sys.argv)
+    return out
+
+
+def run(args) -> int:
+    from analysis.compare import compare_paths, load_side, render
+
+    baseline = Path(args.baseline)
+    load_side(baseline)  # a bad baseline fails before anything is measured
+    candidate = Path(args.candidate) if args.candidate else fresh_run(baseline, args)
+    comparison = compare_paths(baseline, candidate, threshold=args.threshold, alpha=args.alpha,
+                               abs_threshold=args.abs_threshold)
+    print(render(comparison))
+    regressions = comparison.regressions()
+    if len(regressions):
+        names = sorted(set(regressions["config"]))
+        print(f"\nREGRESSION in {len(names)} config(s): {'; '.join(names)}", file=sys.stderr)
+        return 1
+    print(f"\nno regression (threshold {args.threshold:.0%}, alpha {args.alpha}) against {baseline}")
+    return 0
