@@ -7,11 +7,10 @@ or from any command, ends as one line `bnn-bench: error: ...` on stderr and exit
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Optional, Sequence
 
-from bench.commands import analyze_cmd, default_cmd, list_cmd, sweep_cmd
+from bench.commands import analyze_cmd, check, default_cmd, list_cmd, sweep_cmd
 from bench.errors import UsageError
 
 PROG = "bnn-bench"
@@ -24,32 +23,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-class _CheckUnavailable:
-    """Stands in for bench/commands/check.py in a checkout that does not have it yet."""
-
-    @staticmethod
-    def add_parser(subparsers):
-        parser = subparsers.add_parser("check", help="compare a candidate run with a baseline (not in this checkout)")
-        parser.add_argument("baseline")
-        parser.add_argument("candidate", nargs="?")
-        parser.set_defaults(run=_CheckUnavailable.run)
-        return parser
-
-    @staticmethod
-    def run(args) -> int:
-        raise UsageError("the check command is not in this checkout (bench/commands/check.py): update the checkout")
-
-
-def _check_module():
-    try:
-        check = importlib.import_module("bench.commands.check")
-    except ModuleNotFoundError as e:
-        if e.name != "bench.commands.check":  # check.py exists but something it imports is missing: say so
-            raise
-        return _CheckUnavailable
-    return check
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description=default_cmd.DESCRIPTION,
@@ -57,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     default_cmd.add_arguments(parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (list_cmd, sweep_cmd, analyze_cmd, _check_module()):
+    for command in (list_cmd, sweep_cmd, analyze_cmd, check):
         command.add_parser(subparsers)
     return parser
 

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from bench.errors import UsageError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,10 +25,7 @@ def run_analysis(results_dir, reference_dir=None, out_dir=None) -> Path:
     """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib."""
     import analysis
 
-    analyze = getattr(analysis, "analyze", None)
-    if analyze is None:
-        raise UsageError("this checkout has no analysis.analyze yet: update the checkout, or skip analyze")
-    return Path(analyze(Path(results_dir), reference_dir=_path(reference_dir), out_dir=_path(out_dir)))
+    return Path(analysis.analyze(Path(results_dir), reference_dir=_path(reference_dir), out_dir=_path(out_dir)))
 
 
 def _path(value) -> Optional[Path]:
