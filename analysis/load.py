@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.errors import AnalysisInputError
-from bench.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_FILE
+from bench.errors import UsageError
+from bench.results import read_repeats
+from bench.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
 
 #: The columns analysis reads; a file without them is not a bnn-bench results file.
 REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")
@@ -43,30 +45,18 @@ def _read_csv(path: Path, required) -> pd.DataFrame:
     return frame
 
 
-def counted_repeats(runs: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
-    """The repeats that belong to each run's final row: the last `repeats` rows of its run_id.
-
-    A config re-run after a crash has its first attempt's repeats earlier in the file.
-    """
-    if repeats.empty:
-        return repeats
-    wanted = runs.set_index("run_id")["repeats"].fillna(0).astype(int)
-    kept = []
-    for run_id, rows in repeats.groupby("run_id", sort=False):
-        n = int(wanted.get(run_id, 0))
-        if n > 0:
-            kept.append(rows.tail(n))
-    return pd.concat(kept, ignore_index=True) if kept else repeats.iloc[0:0]
-
-
 def load_results(directory) -> Results:
     directory = Path(directory)
     if not directory.is_dir():
         raise AnalysisInputError(f"{directory} is not a directory: give a results directory written by "
                                  "`run_bench.py sweep`")
     runs = _read_csv(directory / RUNS_FILE, REQUIRED_RUNS_COLUMNS)
-    repeats_path = directory / REPEATS_FILE
-    repeats = _read_csv(repeats_path, REPEATS_COLUMNS) if repeats_path.exists() else pd.DataFrame(columns=REPEATS_COLUMNS)
+    try:
+        # The harness's own reader: the same line checks, and the same rule for repeats of a config
+        # that was re-run after a crash (only its last `repeats` rows count).
+        repeats = pd.DataFrame(read_repeats(directory), columns=list(REPEATS_COLUMNS))
+    except UsageError as e:
+        raise AnalysisInputError(str(e)) from None
     for col in GROUP_KEYS:
         if col not in runs.columns:
             runs[col] = pd.NA
@@ -78,7 +68,7 @@ def load_results(directory) -> Results:
             meta = json.loads((directory / META_FILE).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AnalysisInputError(f"{directory / META_FILE} is not valid JSON ({e}): fix or remove it") from None
-    return Results(directory, runs, counted_repeats(runs, repeats), meta)
+    return Results(directory, runs, repeats, meta)
 
 
 def repeat_epoch_seconds(results: Results) -> pd.DataFrame:
