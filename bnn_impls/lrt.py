@@ -8,7 +8,6 @@ never sampled, so the KL must come from a standalone estimator (closed form by d
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from torch.func import vmap
 
 from bnn_impls.kl import standalone_kl
 from bnn_impls.model import BayesianMLP
-from bnn_impls.objective import ElboSpec, LossTerms, check_samples, combine, validate
+from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 
 def layer_moments(x, mu_w, mu_b, var_w, var_b):
@@ -24,7 +23,7 @@ def layer_moments(x, mu_w, mu_b, var_w, var_b):
     return F.linear(x, mu_w, mu_b), F.linear(x * x, var_w, var_b)
 
 
-class VmapLRT:
+class VmapLRT(ElboImplementation):
     name = "vmap_lrt"
     default_kl = "closed"
     draws_weights = False
@@ -72,24 +71,11 @@ class VmapLRT:
             return vmap(one_sample)(zetas)
         return vmap(one_sample)(zetas, xs)
 
-    def loss(
-        self,
-        model: BayesianMLP,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        samples: int,
-        spec: ElboSpec,
-        generator: Optional[torch.Generator] = None,
-        noise: Optional[Sequence[torch.Tensor]] = None,
-    ) -> LossTerms:
-        """`noise`: per layer, (samples, batch, units) standard normals, to replay exact draws."""
-        validate(self.name, spec, samples)
+    def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
         sigmas = model.sigmas()  # once per step: the forward pass and the closed-form KL share it
         out = self._outputs(model, x, samples, generator, noise, sigmas)
         nll = spec.likelihood.nll(out, y).mean()
-        kl = standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator, sigmas)
-        return combine(nll, kl, spec)
+        return nll, standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator, sigmas)
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)

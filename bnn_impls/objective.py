@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 import torch
 
 from bnn_impls.names import BnnConfigError, check_combination
@@ -58,3 +59,23 @@ def check_samples(samples: int) -> None:
 def validate(impl_name: str, spec: ElboSpec, samples: int) -> None:
     check_samples(samples)
     check_combination(impl_name, spec.kl, getattr(spec.prior, "name", "gaussian"))
+
+
+class ElboImplementation:
+    """The ELBO around an implementation's own (nll, kl) terms, so validation and the KL weight are
+    the same code for every implementation. Subclasses define `nll_and_kl` and `predict`."""
+
+    name: str
+    default_kl: str
+    draws_weights: bool
+
+    def loss(self, model, x: torch.Tensor, y: torch.Tensor, *, samples: int, spec: ElboSpec,
+             generator: Optional[torch.Generator] = None, noise: Optional[Sequence[torch.Tensor]] = None) -> LossTerms:
+        """`noise` replays exact draws: weight noise (samples, *param) per parameter for weight-sampling
+        implementations, activation noise (samples, batch, units) per layer for the LRT."""
+        validate(self.name, spec, samples)
+        nll, kl = self.nll_and_kl(model, x, y, samples, spec, generator, noise)
+        return combine(nll, kl, spec)
+
+    def nll_and_kl(self, model, x, y, samples, spec, generator, noise) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
 
 import torch
 from torch.func import vmap
 
 from bnn_impls.kl import sample_kl, standalone_kl
 from bnn_impls.model import BayesianMLP
-from bnn_impls.objective import ElboSpec, LossTerms, check_samples, combine, validate
+from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 
-class VmapBBB:
+class VmapBBB(ElboImplementation):
     name = "vmap"
     default_kl = "sample"
     draws_weights = True
@@ -24,25 +23,12 @@ class VmapBBB:
         out = vmap(model.apply_weights, in_dims=(0, None))(weights, x)
         return eps, weights, out
 
-    def loss(
-        self,
-        model: BayesianMLP,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        samples: int,
-        spec: ElboSpec,
-        generator: Optional[torch.Generator] = None,
-        noise: Optional[Sequence[torch.Tensor]] = None,
-    ) -> LossTerms:
-        validate(self.name, spec, samples)
+    def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
         eps, weights, out = self._outputs(model, x, samples, generator, noise)
         nll = spec.likelihood.nll(out, y).mean()  # (S, B): every sample sees the same batch size
         if spec.kl == "sample":
-            kl = sample_kl(model, eps, weights, spec.prior)
-        else:
-            kl = standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
-        return combine(nll, kl, spec)
+            return nll, sample_kl(model, eps, weights, spec.prior)
+        return nll, standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)
