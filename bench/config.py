@@ -15,6 +15,13 @@ from typing import Optional
 
 DEFAULT_STEPS = 20
 
+#: Fields that do not change what is measured: never part of the run_id.
+VOLATILE_FIELDS = ("timeout_s", "data_dir", "memory_limit_bytes")
+#: The fields of the first release: always hashed. Any field added later is hashed only when it is
+#: not at its default (see `run_id`); add new fields at the end, with a default.
+HASHED_ALWAYS = ("impl", "task", "samples", "device", "kl", "prior", "n_mc", "batch_size", "lr", "dtype",
+                 "threads", "seed", "repeats", "warmup_steps", "steps", "epochs")
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -65,8 +72,14 @@ class BenchConfig:
         Fields that do not change what is measured (timeout, data location, memory cap) are left out.
         """
         fields = dataclasses.asdict(self)
-        for volatile in ("timeout_s", "data_dir", "memory_limit_bytes"):
+        for volatile in VOLATILE_FIELDS:
             fields.pop(volatile)
+        # Fields added after the first release enter the hash only when set away from their default,
+        # so every config that existed before keeps its run_id (resume and baselines stay valid).
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in list(fields):
+            if name not in HASHED_ALWAYS and fields[name] == defaults[name]:
+                fields.pop(name)
         digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         kl = self.kl or "default"
         return f"{self.task}-{self.impl}-{kl}-S{self.samples}-n{self.n_mc}-{self.device.replace(':', '')}-{digest}"

@@ -147,3 +147,24 @@ def test_overlapping_blocks_are_deduplicated_in_order():
 def test_unknown_profile():
     with pytest.raises(UsageError, match="choose one of quick, paper, repar, ci"):
         get_profile("fast")
+
+
+def test_a_new_config_field_at_its_default_keeps_old_run_ids():
+    """Fields added after the first release must not re-key configs that leave them at their default."""
+    import dataclasses
+
+    from bench.config import HASHED_ALWAYS, VOLATILE_FIELDS, BenchConfig
+
+    config = BenchConfig(impl="vmap", task="mnist", samples=2)
+    added = [f.name for f in dataclasses.fields(BenchConfig) if f.name not in HASHED_ALWAYS + VOLATILE_FIELDS]
+    # The id the first release computed for this config, recorded in the committed CI baseline's format.
+    assert config.run_id == "mnist-vmap-default-S2-n1-cpu-55dadf5a"
+    for name in added:
+        default = {f.name: f.default for f in dataclasses.fields(BenchConfig)}[name]
+        if isinstance(default, bool):
+            changed = dataclasses.replace(config, **{name: not default})
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            changed = dataclasses.replace(config, **{name: default + 1})
+        else:
+            continue
+        assert changed.run_id != config.run_id, name
