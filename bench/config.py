@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,6 +48,12 @@ class BenchConfig:
     # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
     # `oom` row instead of taking the machine down with it.
     memory_limit_bytes: Optional[int] = None
+    # Prior parameters (bnn_impls.priors' defaults): sigma of the gaussian prior; pi, sigma1, sigma2 of
+    # Blundell's scale mixture. Each config carries all four; the prior named in `prior` uses its own.
+    prior_sigma: float = 1.0
+    mixture_pi: float = 0.5
+    mixture_sigma1: float = 1.0
+    mixture_sigma2: float = math.exp(-6)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -63,6 +70,16 @@ class BenchConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        for name in ("prior_sigma", "mixture_sigma1", "mixture_sigma2"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.mixture_pi < 1:
+            raise ValueError(f"mixture_pi must be strictly between 0 and 1, got {self.mixture_pi}")
+
+    def prior_params(self) -> dict:
+        """The keyword arguments `bnn_impls.make_prior(self.prior, ...)` takes for this config's prior."""
+        return prior_params(self.prior, sigma=self.prior_sigma, pi=self.mixture_pi, sigma1=self.mixture_sigma1,
+                            sigma2=self.mixture_sigma2)
 
     @property
     def run_id(self) -> str:
@@ -94,3 +111,13 @@ class BenchConfig:
     def from_dict(cls, d: dict) -> "BenchConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def prior_params(prior: str, *, sigma: float, pi: float, sigma1: float, sigma2: float) -> dict:
+    """Which of the four prior parameters the named prior takes (unknown names take none: make_prior
+    rejects them with the list of valid ones)."""
+    if prior == "gaussian":
+        return {"sigma": sigma}
+    if prior == "mixture":
+        return {"pi": pi, "sigma1": sigma1, "sigma2": sigma2}
+    return {}

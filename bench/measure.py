@@ -6,12 +6,11 @@ in a fresh subprocess (local), or on a cluster node (slurm). It never writes fil
 
 from __future__ import annotations
 
-import itertools
 from typing import Callable, Optional
 
 import torch
 
-import bnn_impls as B
+from bench.api import DTYPES, build_training, resolve_dtype, training_options  # noqa: F401 (DTYPES re-exported)
 from bench.config import BenchConfig
 from bench.flops import count_flops
 from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
@@ -20,39 +19,14 @@ from bench.result import RunResult, config_columns
 from bench.rss import peak_rss_bytes
 from bench.timing import summarize, time_block
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise B.BnnConfigError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}") from None
-
 
 def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None) -> RunResult:
     """`clock` replaces the synchronized wall clock (tests inject a fake one)."""
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
-    dtype = resolve_dtype(config.dtype)
-    B.names.check_task(config.task)
-    task = B.TASK_SPECS[config.task]
-    kl = config.kl or B.default_kl(config.impl)
-    impl = B.get_implementation(config.impl)
-    B.check_combination(config.impl, kl, config.prior)
-    batch_size = config.batch_size or task.batch_size
-
-    data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
-    model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
-    elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
-    generator = torch.Generator(device).manual_seed(config.seed)
-    step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
-                             samples=config.samples, generator=generator)
-    batches = B.endless_batches(data, batch_size, generator)
-    steps_per_epoch = B.steps_per_epoch(data.n_train, batch_size)
-
-    def one_step():
-        return step(*next(batches))
+    training = build_training(config.task, config.impl, config.samples, **training_options(config))
+    one_step = training.step
+    steps_per_epoch = training.steps_per_epoch
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
     graph_bytes = saved_tensor_bytes(one_step)
@@ -65,14 +39,12 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
 
         def block():
             for _ in range(config.epochs):
-                for x, y in B.epoch_batches(data, batch_size, generator):
-                    step(x, y)
+                training.epoch()
     else:
         steps_per_repeat = config.steps
 
         def block():
-            for x, y in itertools.islice(batches, config.steps):
-                step(x, y)
+            training.steps(config.steps)
 
     on_cuda = device.type == "cuda"
     cuda_peak = CudaPeak(device) if on_cuda else None
@@ -90,14 +62,17 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         else:
             seconds.append(time_block(block, clock=clock))
 
+    # final_loss: the negative ELBO per training example of one more (untimed) step after the repeats,
+    # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
+    # the noise: a sanity figure, not a converged loss.
     final_loss = float(one_step().loss)
     steps = [steps_per_repeat] * config.repeats
     stats = summarize(seconds, steps, steps_per_epoch, whole_epochs=config.epochs is not None)
 
     row = config_columns(config)
     row.update(
-        kl=kl,
-        batch_size=batch_size,
+        kl=training.spec.kl,
+        batch_size=training.batch_size,
         device_name=device_name(config.device),
         status="ok",
         error="",

@@ -34,6 +34,10 @@ def config_columns(config: BenchConfig) -> dict:
         "cpu_model": cpu_model(),
         "git_commit": git_commit(),
         "timestamp": now_iso(),
+        "prior_sigma": config.prior_sigma,
+        "mixture_pi": config.mixture_pi,
+        "mixture_sigma1": config.mixture_sigma1,
+        "mixture_sigma2": config.mixture_sigma2,
     }
 
 

@@ -48,9 +48,11 @@ def format_line(values: Sequence) -> bytes:
     return buffer.getvalue().encode()
 
 
-def runs_line(row: dict) -> bytes:
-    """A runs.csv line in schema order; missing columns empty, keys outside the schema not written."""
-    return format_line([row.get(column) for column in RUNS_COLUMNS])
+def runs_line(row: dict, columns: Sequence[str] = RUNS_COLUMNS) -> bytes:
+    """A runs.csv line in schema order; missing columns empty, keys outside the schema not written.
+
+    `columns`: the header of the file appended to (an older file has fewer, see `_read_table`)."""
+    return format_line([row.get(column) for column in columns])
 
 
 def repeats_lines(run_id: str, repeats: Iterable) -> bytes:
@@ -93,15 +95,36 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
         raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
-    if tuple(header) != tuple(columns):
+    if not _known_header(header, columns):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
     rows = []
+    missing = {column: "" for column in columns[len(header):]}
     for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
-        if len(fields) != len(columns):
-            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(columns)}")
-        rows.append(dict(zip(columns, fields)))
+        if len(fields) != len(header):
+            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(header)}")
+        rows.append({**dict(zip(header, fields)), **missing})
     return rows
+
+
+#: A header may stop short of the current schema: columns are only ever appended, so a file written
+#: by an older version is a prefix of it (its rows read with the newer columns empty). It must reach
+#: at least the columns every reader relies on.
+_MIN_HEADER = {RUNS_COLUMNS: RUNS_COLUMNS.index("repeats") + 1, REPEATS_COLUMNS: len(REPEATS_COLUMNS)}
+
+
+def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
+    columns = tuple(columns)
+    shortest = _MIN_HEADER.get(columns, len(columns))
+    return shortest <= len(header) <= len(columns) and tuple(header) == columns[: len(header)]
+
+
+def file_columns(path: Path, columns: Sequence[str]) -> tuple[str, ...]:
+    """The header of an existing table (validated by `_read_table` first), or `columns` for a new one."""
+    if not path.exists() or path.stat().st_size == 0:
+        return tuple(columns)
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader([f.readline()])))
 
 
 def read_runs(out_dir) -> list[dict]:
@@ -219,6 +242,8 @@ class ResultsWriter:
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))
+        # A directory resumed from an older version keeps its own (shorter) header: rows must match it.
+        self.runs_columns = file_columns(self.runs_path, RUNS_COLUMNS)
 
     def _ensure_writable(self) -> None:
         """Create the directory and a probe file: the only reliable test (permissions lie for root)."""
@@ -238,7 +263,7 @@ class ResultsWriter:
         run_id = result.row["run_id"]
         if result.repeats:
             _append(self.repeats_path, repeats_lines(run_id, result.repeats))
-        _append(self.runs_path, runs_line(result.row))
+        _append(self.runs_path, runs_line(result.row, self.runs_columns))
 
     # meta.json -----------------------------------------------------------------------------
 

@@ -50,6 +50,11 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    # Prior parameters, recorded in every row (the prior named in `prior` uses its own).
+    "prior_sigma",
+    "mixture_pi",
+    "mixture_sigma1",
+    "mixture_sigma2",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

@@ -12,6 +12,11 @@ from bnn_impls.names import PRIORS, BnnConfigError
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def _check_positive(what: str, value: float, flag: str) -> None:
+    if not value > 0:  # also rejects nan
+        raise BnnConfigError(f"{what} must be > 0, got {value}: e.g. {flag} 1.0")
+
+
 def normal_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
     """Elementwise log N(x; mean, std^2); `std` may be a tensor or a float."""
     log_std = torch.log(std) if isinstance(std, torch.Tensor) else math.log(std)
@@ -22,6 +27,9 @@ def normal_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
 class GaussianPrior:
     sigma: float = 1.0
     name: str = "gaussian"
+
+    def __post_init__(self):
+        _check_positive("prior sigma", self.sigma, "--prior-sigma")
 
     def log_prob(self, w: torch.Tensor) -> torch.Tensor:
         return normal_log_prob(w, 0.0, self.sigma)
@@ -43,6 +51,12 @@ class ScaleMixturePrior:
     sigma2: float = math.exp(-6.0)
     name: str = "mixture"
 
+    def __post_init__(self):
+        if not 0 < self.pi < 1:
+            raise BnnConfigError(f"mixture pi must be strictly between 0 and 1, got {self.pi}: e.g. --mixture-pi 0.5")
+        _check_positive("mixture sigma1", self.sigma1, "--mixture-sigma1")
+        _check_positive("mixture sigma2", self.sigma2, "--mixture-sigma2")
+
     def log_prob(self, w: torch.Tensor) -> torch.Tensor:
         # logsumexp keeps the narrow component from underflowing to log(0) for large |w|.
         a = normal_log_prob(w, 0.0, self.sigma1) + math.log(self.pi)
@@ -54,6 +68,7 @@ class ScaleMixturePrior:
 
 
 def make_prior(name: str, **params):
+    """`params`: sigma for gaussian; pi, sigma1, sigma2 for mixture (bench.config.prior_params picks them)."""
     if name == "gaussian":
         return GaussianPrior(**params)
     if name == "mixture":

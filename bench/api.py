@@ -1,0 +1,183 @@
+"""The Python entry point: a ready training step, and one config measured into a row.
+
+    from bench import build_training, measure_config
+    training = build_training("mnist", "vmap_lrt", samples=10)   # model, data, ELBO, Adam, generator
+    terms = training.step()                                        # one optimizer step on the next minibatch
+    row = measure_config(impl="vmap_lrt", task="mnist", samples=10, steps=5, repeats=3)
+    print(row["step_s_median"], row["graph_bytes"])
+
+The command line stands on the same two calls: `bench.measure.measure` builds its training with
+`build_training`, and `measure_config` is `measure` on a `BenchConfig` made from keyword fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Union
+
+import torch
+
+import bnn_impls as B
+from bench.config import BenchConfig, prior_params
+
+#: Every option `build_training` takes, with its default (None: the task's or implementation's own).
+TRAINING_OPTIONS = {
+    "device": "cpu",
+    "dtype": "float32",
+    "kl": None,  # the implementation's default estimator
+    "prior": "gaussian",
+    "n_mc": 1,
+    "batch_size": None,  # the task's
+    "lr": None,  # the task's
+    "seed": 0,
+    "data_dir": None,  # MNIST: --data-dir, $BNN_BENCH_DATA, ~/.cache/bnn-bench
+    "prior_sigma": 1.0,
+    "mixture_pi": 0.5,
+    "mixture_sigma1": 1.0,
+    "mixture_sigma2": math.exp(-6),
+    "task": None,  # with a model instead of a task name: the task whose data, likelihood and defaults to use
+    "data": None,  # a bnn_impls.Dataset to train on instead of the task's own
+}
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(name) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        return name
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise B.BnnConfigError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class Training:
+    """Everything one training run needs, built and wired: call `step()` to train one minibatch."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    spec: B.ElboSpec  # likelihood, KL estimator, prior object, n_train, n_mc
+    data: B.Dataset
+    task: B.TaskSpec
+    impl: str
+    samples: int
+    batch_size: int
+    generator: torch.Generator  # every draw of the run (batches, weight and KL noise) comes from it
+    train_step: Callable[[torch.Tensor, torch.Tensor], B.LossTerms]  # (x, y) -> detached loss terms
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]]  # endless on-device minibatches
+
+    def step(self) -> B.LossTerms:
+        """Draw the next minibatch and take one optimizer step on it; returns the (detached) loss terms
+        that step computed before its update."""
+        return self.train_step(*next(self.batches))
+
+    def steps(self, n: int) -> None:
+        """`n` optimizer steps on the next `n` minibatches."""
+        for x, y in itertools.islice(self.batches, n):
+            self.train_step(x, y)
+
+    def epoch(self) -> int:
+        """One pass over a fresh permutation of the training set; returns the number of steps taken."""
+        n = 0
+        for x, y in B.epoch_batches(self.data, self.batch_size, self.generator):
+            self.train_step(x, y)
+            n += 1
+        return n
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return B.steps_per_epoch(self.data.n_train, self.batch_size)
+
+
+def _check_options(options: dict) -> None:
+    unknown = sorted(set(options) - set(TRAINING_OPTIONS))
+    if unknown:
+        raise B.BnnConfigError(f"unknown option {unknown[0]!r} for build_training: choose from "
+                               f"{', '.join(TRAINING_OPTIONS)}")
+
+
+def _build_model(task: B.TaskSpec, *, device: torch.device, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+    """The variational model for a task: the one place a model is made from a task, so a branch that
+    makes other networks Bayesian replaces only this. The CPU generator makes the initial posterior
+    the same on every device."""
+    return B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, samples: int, **options) -> Training:
+    """A ready training run of `impl` with `samples` weight samples per step.
+
+    `task_or_model`: a task name (`regression`, `mnist`), or a model built already (then `task=NAME`
+    says whose data, likelihood, learning rate and batch size to use). Options and defaults:
+    `TRAINING_OPTIONS` (device, dtype, kl, prior, n_mc, batch_size, lr, seed, data_dir, the prior
+    parameters, data). Bad names and combinations raise `BnnConfigError` with a one-line message.
+    """
+    _check_options(options)
+    opts = {**TRAINING_OPTIONS, **options}
+    if isinstance(task_or_model, str):
+        task_name, model = task_or_model, None
+        if opts["task"] not in (None, task_name):
+            raise B.BnnConfigError(f"task {task_or_model!r} given twice with task={opts['task']!r}: pass one")
+    else:
+        task_name, model = opts["task"], task_or_model
+        if task_name is None:
+            raise B.BnnConfigError("build_training(model, ...) needs task=NAME: the data set, likelihood and "
+                                   f"defaults come from a task ({', '.join(B.TASKS)})")
+    B.names.check_task(task_name)
+    task = B.TASK_SPECS[task_name]
+    device = torch.device(opts["device"])
+    dtype = resolve_dtype(opts["dtype"])
+    implementation = B.get_implementation(impl)
+    kl = opts["kl"] or B.default_kl(impl)
+    B.check_combination(impl, kl, opts["prior"])
+    B.objective.check_samples(samples)
+    prior = B.make_prior(opts["prior"], **prior_params(opts["prior"], sigma=opts["prior_sigma"], pi=opts["mixture_pi"],
+                                                       sigma1=opts["mixture_sigma1"], sigma2=opts["mixture_sigma2"]))
+    batch_size = opts["batch_size"] or task.batch_size
+    seed = opts["seed"]
+
+    data = opts["data"]
+    if data is None:
+        data = B.load_dataset(task_name, device, dtype, data_dir=opts["data_dir"], seed=seed)
+    if model is None:
+        model = _build_model(task, device=device, dtype=dtype, seed=seed)
+    spec = B.ElboSpec(task.likelihood, kl, prior, data.n_train, opts["n_mc"])
+    generator = torch.Generator(device).manual_seed(seed)
+    optimizer = B.make_optimizer(model, opts["lr"] or task.lr)
+    train_step = B.make_train_step(model, implementation, spec, optimizer, samples=samples, generator=generator)
+    return Training(model=model, optimizer=optimizer, spec=spec, data=data, task=task, impl=impl, samples=samples,
+                    batch_size=batch_size, generator=generator, train_step=train_step,
+                    batches=B.endless_batches(data, batch_size, generator))
+
+
+def training_options(config: BenchConfig) -> dict:
+    """The `build_training` options a config stands for."""
+    return {name: getattr(config, name) for name in TRAINING_OPTIONS if hasattr(config, name)}
+
+
+def measure_config(**fields) -> dict:
+    """Measure one config in this process and return its runs.csv row ({column: value}, every column).
+
+    `fields` are `BenchConfig`'s (impl, task, samples, steps or epochs, repeats, device, kl, n_mc,
+    prior and its parameters, threads, ...). Unlike a sweep, a failure raises instead of becoming a
+    row. Note that it pins `torch.set_num_threads(threads)` (default 2) for this process, as a sweep does.
+    """
+    from bench.measure import measure
+    from bench.schema import RUNS_COLUMNS
+
+    known = {f.name for f in dataclasses.fields(BenchConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise B.BnnConfigError(f"unknown field {unknown[0]!r} for measure_config: choose from {', '.join(sorted(known))}")
+    try:
+        config = BenchConfig(**fields)
+    except (TypeError, ValueError) as e:
+        raise B.BnnConfigError(" ".join(str(e).split())) from None
+    row = measure(config).row
+    return {column: row.get(column) for column in RUNS_COLUMNS}
+
+
+__all__ = ["Training", "build_training", "measure_config", "TRAINING_OPTIONS"]
