@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from bnn_impls.gamma import sample_chi2
 from bnn_impls.model import BayesianMLP
 from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
 from bnn_impls.priors import _LOG_SQRT_2PI, GaussianPrior
@@ -113,20 +114,20 @@ def repar_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> 
 
 
 def exact_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(mean(eps), mean(eps^2)) drawn from their exact joint law for n_mc i.i.d. standard normals."""
-    moments = []
+    """(mean(eps), mean(eps^2)) drawn from their exact joint law for n_mc i.i.d. standard normals.
+
+    The chi-square terms of every parameter come from one draw (bnn_impls.gamma, public ops and the
+    caller's generator), split per parameter: one sampler call per step, however many layers.
+    """
     with torch.no_grad():
-        for m in model.mu:
-            m1 = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype) / math.sqrt(n_mc)
-            if n_mc == 1:
-                m2 = m1 * m1  # chi2(0) is the point mass at 0: one draw, mean(eps^2) = eps^2
-            else:
-                # chi2(k) = 2 * Gamma(k/2, 1); torch's gamma sampler accepts the device generator.
-                alpha = torch.full(m.shape, (n_mc - 1) / 2.0, device=m.device, dtype=m.dtype)
-                chi2 = 2.0 * torch._standard_gamma(alpha, generator=generator)
-                m2 = m1 * m1 + chi2 / n_mc
-            moments.append((m1, m2))
-    return moments
+        m1s = [torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype) / math.sqrt(n_mc)
+               for m in model.mu]
+        if n_mc == 1:
+            return [(m1, m1 * m1) for m1 in m1s]  # chi2(0) is the point mass at 0: mean(eps^2) = eps^2
+        mu0 = model.mu[0]
+        chi2 = sample_chi2(n_mc - 1, (model.num_weights(),), generator=generator, device=mu0.device, dtype=mu0.dtype)
+        parts = chi2.split([m.numel() for m in model.mu])
+        return [(m1, m1 * m1 + part.view(m1.shape) / n_mc) for m1, part in zip(m1s, parts)]
 
 
 def repar_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
