@@ -16,6 +16,22 @@ COLORS = {"sequential": "tab:red", "vmap": "tab:blue", "vmap_lrt": "tab:green"}
 KL_COLORS = {"mc": "tab:red", "repar": "tab:blue", "repar_exact": "tab:green", "closed": "tab:gray", "sample": "tab:purple"}
 
 
+def _machine_key(frame: pd.DataFrame) -> pd.Series:
+    """The machine of each row (analysis.load adds it; '' for frames without one), to group lines by."""
+    return frame["machine"].fillna("") if "machine" in frame.columns else pd.Series("", index=frame.index, name="machine")
+
+
+def _machines(frame: pd.DataFrame) -> int:
+    return _machine_key(frame).nunique()
+
+
+def _marker(frame: pd.DataFrame, machine: str) -> str:
+    """Solid lines for the first machine of a merged report, then dashed and dotted."""
+    styles = ("o-", "s--", "^:", "d-.")
+    names = list(dict.fromkeys(_machine_key(frame)))
+    return styles[names.index(machine) % len(styles)]
+
+
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
@@ -41,12 +57,14 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
         return []
     fig, axes = _panels(len(panels))
     for ax, ((task, device), group) in zip(axes, panels):
-        for (impl, kl), g in group.groupby(["impl", "kl"], sort=False):
+        several = _machines(group) > 1
+        for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
             g = g.sort_values("samples")
             color = COLORS.get(impl)
             low = g["run_id"].map(spread["q25"]) if len(spread) else None
             high = g["run_id"].map(spread["q75"]) if len(spread) else None
-            ax.plot(g["samples"], g["epoch_s"], "o-", color=color, label=f"{impl} ({kl})")
+            ax.plot(g["samples"], g["epoch_s"], "o-" if not several else _marker(group, machine), color=color,
+                    label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
             if low is not None and low.notna().all():
                 ax.fill_between(g["samples"], low, high, color=color, alpha=0.2, linewidth=0)
         if reference is not None:
@@ -73,13 +91,14 @@ def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> l
         return []
     fig, axes = _panels(len(panels))
     for ax, ((task, device), group) in zip(axes, panels):
-        for (impl, kl), g in group.groupby(["impl", "kl"], sort=False):
+        several = _machines(group) > 1
+        for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
             g = g.sort_values("samples")
             yerr = None
             if g["ci_low"].notna().all():
                 yerr = np.vstack([g["ratio"] - g["ci_low"], g["ci_high"] - g["ratio"]])
-            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt="o-", capsize=3, color=COLORS.get(impl),
-                        label=f"{impl} ({kl})")
+            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt=_marker(group, machine) if several else "o-", capsize=3,
+                        color=COLORS.get(impl), label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
         ax.axhline(1.0, color="tab:red", linestyle=":", label="sequential")
         ax.set_title(f"{task} on {device}: speedup over sequential", fontsize=10)
         ax.set_xlabel("weight samples per step, S")
@@ -96,10 +115,11 @@ def kl_cost_vs_n_mc(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Pat
     if kl_runs["n_mc"].nunique() < 2:
         return []
     fig, axes = _panels(2)
-    for (kl, task, device), g in kl_runs.groupby(["kl", "task", "device"], sort=False):
+    several = _machines(kl_runs) > 1
+    for (kl, task, device, machine), g in kl_runs.groupby(["kl", "task", "device", _machine_key(kl_runs)], sort=False):
         ok = g[g["status"] == "ok"].sort_values("n_mc")
         color = KL_COLORS.get(kl)
-        label = f"{kl} ({task}, {device})"
+        label = f"{kl} ({task}, {device}" + (f", {machine})" if several else ")")
         axes[0].plot(ok["n_mc"], ok["step_s_median"] * 1000, "o-", color=color, label=label)
         axes[1].plot(ok["n_mc"], ok["graph_bytes"] / 2**20, "o-", color=color, label=label)
         failed = g[g["status"] != "ok"]

@@ -18,7 +18,7 @@ from scipy import stats
 from analysis.load import GROUP_KEYS
 
 SLOPE_COLUMNS = ("task", "device", "impl", "kl", "slope_s_per_sample", "intercept_s", "r2", "slope_ci_low",
-                 "slope_ci_high", "n_points", "prior", "n_mc", "batch_size", "dtype", "device_name", "ci_method")
+                 "slope_ci_high", "n_points", "prior", "n_mc", "batch_size", "dtype", "device_name", "ci_method", "machine")
 MIN_POINTS = 3
 
 
@@ -47,28 +47,46 @@ def _keys(frame: pd.DataFrame) -> list[str]:
     return [k for k in GROUP_KEYS if k in frame.columns]
 
 
-def fit_slopes(ok_runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """One slope per (task, device, impl, kl, prior, n_mc, batch_size, dtype) with >= 3 distinct S.
+def fit_slopes(ok_runs: pd.DataFrame, requested: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One slope per (task, device, impl, kl, prior, n_mc, batch_size, dtype, machine) with >= 3 distinct S.
 
-    Returns the table and a list of one-line notes for the groups that could not be fitted.
+    Returns the table and one-line notes for the groups a user would expect a slope of but that
+    could not be fitted: those whose grid (`requested`: every row, ok or not; default `ok_runs`)
+    varied S, but with fewer than 3 ok values. A group at one S (a KL-estimator check at fixed S,
+    say) is a point, not a missing line: no note.
     """
     rows, notes = [], []
     keys = _keys(ok_runs)
+    requested = ok_runs if requested is None else requested
+    asked = {_key(k): g["samples"].nunique() for k, g in requested.groupby(keys, dropna=False, sort=False)}
+    fitted = set()
     for key, group in ok_runs.groupby(keys, dropna=False, sort=False):
         label = dict(zip(keys, key))
         n_s = group["samples"].nunique()
+        fitted.add(_key(key))
         if n_s < MIN_POINTS:
-            notes.append(f"{label['task']} {label['impl']} ({label['kl']}, n_mc {label.get('n_mc')}, {label['device']}): "
-                         f"only {n_s} value(s) "
-                         f"of S, a slope needs {MIN_POINTS}")
+            if asked.get(_key(key), n_s) >= 2:
+                notes.append(f"{_what(label)}: only {n_s} ok value(s) of S out of {asked[_key(key)]}, a slope needs "
+                             f"{MIN_POINTS}")
             continue
         fit = fit_line(group["samples"], group["epoch_s"])
         names = group["device_name"].dropna().unique() if "device_name" in group else []
         rows.append({**label, "slope_s_per_sample": fit.slope, "intercept_s": fit.intercept, "r2": fit.r2,
                      "slope_ci_low": fit.ci_low, "slope_ci_high": fit.ci_high, "n_points": fit.n,
                      "device_name": names[0] if len(names) else "", "ci_method": "t"})
+    for key, group in requested.groupby(keys, dropna=False, sort=False):
+        if _key(key) not in fitted and group["samples"].nunique() >= 2:
+            notes.append(f"{_what(dict(zip(keys, key)))}: no config finished ok, a slope needs {MIN_POINTS} values of S")
     table = pd.DataFrame(rows, columns=SLOPE_COLUMNS)
     return table, notes
+
+
+def _key(values) -> tuple:
+    return tuple("" if pd.isna(v) else str(v) for v in values)
+
+
+def _what(label: dict) -> str:
+    return f"{label['task']} {label['impl']} ({label['kl']}, n_mc {label.get('n_mc')}, {label['device']})"
 
 
 def two_significant(x: float) -> float:

@@ -15,7 +15,7 @@ from bench.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
 
 #: The columns analysis reads; a file without them is not a bnn-bench results file.
 REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")
-GROUP_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "batch_size", "dtype")
+GROUP_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "batch_size", "dtype", "machine")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Results:
     runs: pd.DataFrame
     repeats: pd.DataFrame  # run_id, repeat, seconds, steps: only the repeats that count
     meta: dict
+    #: The directories merged into this one (analysis.merge); empty for a single directory.
+    sources: tuple = ()
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -57,6 +59,7 @@ def load_results(directory) -> Results:
         repeats = pd.DataFrame(read_repeats(directory), columns=list(REPEATS_COLUMNS))
     except UsageError as e:
         raise AnalysisInputError(str(e)) from None
+    runs["machine"] = machine_column(runs)
     for col in GROUP_KEYS:
         if col not in runs.columns:
             runs[col] = pd.NA
@@ -69,6 +72,15 @@ def load_results(directory) -> Results:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AnalysisInputError(f"{directory / META_FILE} is not valid JSON ({e}): fix or remove it") from None
     return Results(directory, runs, repeats, meta)
+
+
+def machine_column(runs: pd.DataFrame) -> pd.Series:
+    """Where each row was measured: the GPU's or CPU's name (device_name, else cpu_model), else ''."""
+    machine = pd.Series("", index=runs.index, dtype=object)
+    for column in ("cpu_model", "device_name"):  # the later one wins where present
+        if column in runs.columns:
+            machine = runs[column].where(runs[column].notna(), machine).astype(str)
+    return machine
 
 
 def repeat_epoch_seconds(results: Results) -> pd.DataFrame:

@@ -9,7 +9,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from analysis.errors import AnalysisInputError
 from analysis.fit import fit_slopes
+from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
 from analysis.speedups import speedup_table
 
@@ -42,7 +44,8 @@ def _spread(results: Results) -> pd.DataFrame:
 
 def _slope_sentences(slopes: pd.DataFrame, machine: str) -> list[str]:
     out = []
-    for (task, device), g in slopes[slopes["n_mc"].fillna(1) == 1].groupby(["task", "device"], sort=False):
+    for (task, device, _), g in slopes[slopes["n_mc"].fillna(1) == 1].groupby(["task", "device", "machine"], sort=False,
+                                                                              dropna=False):
         seq = g[g["impl"] == "sequential"]
         if seq.empty:
             continue
@@ -61,9 +64,10 @@ def _reference_comparison(slopes: pd.DataFrame, ref_slopes: pd.DataFrame) -> pd.
     return table
 
 
-def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame]) -> pd.DataFrame:
+def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame], with_machine: bool = False) -> pd.DataFrame:
     default = ok[ok["n_mc"].fillna(1) == 1]
-    pivot = default.pivot_table(index=["task", "device", "samples"], columns="impl", values="epoch_s", aggfunc="first")
+    index = ["task", "device"] + (["machine"] if with_machine else []) + ["samples"]
+    pivot = default.pivot_table(index=index, columns="impl", values="epoch_s", aggfunc="first")
     pivot.columns = [f"{c} s/epoch" for c in pivot.columns]
     if reference is not None:
         ref = reference.pivot_table(index=["task", "samples"], columns="impl", values="epoch_s", aggfunc="first")
@@ -73,12 +77,13 @@ def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame]) -> pd.DataFrame
     return pivot.reset_index()
 
 
-def _memory_table(ok: pd.DataFrame) -> pd.DataFrame:
+def _memory_table(ok: pd.DataFrame, with_machine: bool = False) -> pd.DataFrame:
     cols = {"graph_bytes": "graph MiB", "peak_allocated_bytes": "CUDA peak alloc MiB",
             "peak_reserved_bytes": "CUDA peak reserved MiB", "nvml_used_bytes": "NVML used MiB",
             "rss_peak_bytes": "peak RSS MiB", "energy_j_per_step": "J/step"}
     present = [c for c in cols if c in ok.columns and ok[c].notna().any()]
-    table = ok[["task", "device", "impl", "kl", "n_mc", "samples"] + present].copy()
+    where = ["task", "device"] + (["machine"] if with_machine else [])
+    table = ok[where + ["impl", "kl", "n_mc", "samples"] + present].copy()
     for c in present:
         if c.endswith("_bytes"):
             table[c] = table[c] / 2**20
@@ -87,20 +92,64 @@ def _memory_table(ok: pd.DataFrame) -> pd.DataFrame:
 
 def _failures(runs: pd.DataFrame) -> pd.DataFrame:
     bad = runs[runs["status"] != "ok"]
-    cols = [c for c in ("task", "device", "impl", "kl", "n_mc", "samples", "status", "error") if c in bad.columns]
+    cols = [c for c in ("task", "device", "machine", "impl", "kl", "n_mc", "samples", "status", "error")
+            if c in bad.columns and (c != "machine" or runs["machine"].nunique() > 1)]
     return bad[cols]
 
 
-def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
-    results = load_results(results_dir)
+def _load(results_dir, out_dir, prefer) -> Results:
+    """One directory, or several merged (analysis.merge) when a list of more than one is given."""
+    if isinstance(results_dir, (list, tuple)):
+        if len(results_dir) == 1:
+            results_dir = results_dir[0]
+        else:
+            if out_dir is None:
+                raise AnalysisInputError("analyze of several directories needs --out DIR: where the merged report "
+                                         "goes (each directory keeps its own report)")
+            from analysis.merge import merge_results
+
+            return merge_results(results_dir, prefer=prefer)
+    if prefer is not None:
+        raise AnalysisInputError("--prefer only applies to several directories: drop it, or give more than one DIR")
+    return load_results(results_dir)
+
+
+def _header(results: Results, machine: str) -> list[str]:
+    lines = [f"# bnn-bench report: {results.directory.name}", "", f"**Machine:** {machine}."]
+    metas = results.sources or ({"directory": str(results.directory), **results.meta},)
+    for meta in metas:
+        hw = meta.get("machine", {})
+        prefix = f"`{meta['directory']}`: " if results.sources else ""
+        if hw:
+            lines.append(f"{prefix}CPU {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores, "
+                         f"{(hw.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM); GPUs: {', '.join(map(str, hw.get('gpus') or [])) or 'none'}; "
+                         f"driver {hw.get('nvidia_driver') or '-'}; CUDA {hw.get('cuda_version') or '-'}; "
+                         f"Python {hw.get('python', '?')}; commit {hw.get('git_commit', '?')}.")
+        if meta.get("argv"):
+            grid = f"profile {meta['profile']}" if meta.get("profile") else "a grid from its flags"
+            lines.append(f"{prefix}Command: `{' '.join(meta['argv'])}` ({grid}).")
+    dropped = results.meta.get("duplicates_dropped_same_code")
+    if dropped:
+        lines.append(f"{dropped} config(s) were measured in several of these directories by the same code on the same "
+                     "machine: the newest row of each is used.")
+    return lines
+
+
+def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
+    """`results_dir`: one results directory, or a list of several to merge into one report (then
+    `out_dir` is required, and `prefer` settles configs measured twice by different code)."""
+    results = _load(results_dir, out_dir, prefer)
     out = Path(out_dir) if out_dir is not None else results.directory
     out.mkdir(parents=True, exist_ok=True)
     reference = load_results(reference_dir) if reference_dir is not None else None
     machine = machine_summary(results)
     ok = results.ok
+    with_machine = results.runs["machine"].nunique() > 1
 
-    slopes, notes = fit_slopes(ok)
+    slopes, notes = fit_slopes(ok, requested=results.runs)
     slopes.to_csv(out / "slopes.csv", index=False)
+    kl_cost, kl_notes = fit_kl_cost(results.runs)
+    kl_cost.to_csv(out / "kl_cost.csv", index=False)
     speedups = speedup_table(ok, repeat_epoch_seconds(results))
     speedups.to_csv(out / "speedups.csv", index=False)
 
@@ -116,21 +165,13 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
     figure_paths += figures.speedup_vs_samples(speedups, machine, fig_dir)
     figure_paths += figures.kl_cost_vs_n_mc(results.runs, machine, fig_dir)
 
-    lines = [f"# bnn-bench report: {results.directory.name}", "", f"**Machine:** {machine}."]
-    hw = results.meta.get("machine", {})
-    if hw:
-        lines.append(f"CPU {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores, "
-                     f"{(hw.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM); GPUs: {', '.join(map(str, hw.get('gpus') or [])) or 'none'}; "
-                     f"driver {hw.get('nvidia_driver') or '-'}; CUDA {hw.get('cuda_version') or '-'}; "
-                     f"Python {hw.get('python', '?')}; commit {hw.get('git_commit', '?')}.")
-    if results.meta.get("argv"):
-        lines.append(f"Command: `{' '.join(results.meta['argv'])}` (profile {results.meta.get('profile', '?')}).")
+    lines = _header(results, machine)
     lines += ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
 
     lines += ["## Table 1: seconds per epoch added by each extra weight sample", ""]
     if len(slopes):
-        table1 = slopes[["task", "device", "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high",
-                         "intercept_s", "r2", "n_points"]]
+        table1 = slopes[["task", "device"] + (["machine"] if with_machine else []) + [
+            "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high", "intercept_s", "r2", "n_points"]]
         lines += [markdown_table(table1), "",
                   "Least-squares slope of epoch time against S (scipy.stats.linregress); the interval is the 95% "
                   "t interval from the slope's standard error (n - 2 degrees of freedom)."]
@@ -142,13 +183,25 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
             for _, r in comp.dropna(subset=["reference_slope"]).iterrows():
                 lines.append(f"- {r['task']} {r['impl']}: our slope is {r['ours_over_reference']:.2g}x the report's "
                              f"({r['slope_s_per_sample']:.3g} s vs {r['reference_slope']:.3g} s per sample).")
-    else:
+    elif notes:
         lines.append("No slope could be fitted (a slope needs at least 3 values of S with status ok).")
+    else:
+        lines.append("This run did not vary S: there is no slope to fit.")
     lines += [f"- Not fitted: {n}" for n in notes]
+
+    if len(kl_cost) or kl_notes:
+        lines += ["", "## KL estimators: cost of each extra Monte Carlo draw (n_mc)", ""]
+    if len(kl_cost):
+        lines += [markdown_table(kl_cost_display(kl_cost, with_machine)), "",
+                  "Least-squares slope of time per step and of the bytes saved for backward against n_mc, at fixed S "
+                  "(the same fit and 95% t interval as Table 1; `kl_cost.csv`). R² is empty where the metric does not "
+                  "change at all (deterministic memory)."]
+        lines += [""] + [f"- {s}" for s in kl_cost_sentences(kl_cost)]
+    lines += [f"- Not fitted: {n}" for n in kl_notes]
 
     lines += ["", "## Table 2: seconds per epoch for each number of samples", ""]
     if len(ok):
-        t2 = _table2(ok, reference.ok if reference is not None else None)
+        t2 = _table2(ok, reference.ok if reference is not None else None, with_machine)
         lines += [markdown_table(t2), ""]
         measured = ok["epoch_measured"].astype(str).str.lower().eq("true")
         lines.append(f"Epoch times of {int(measured.sum())} config(s) were timed over whole epochs; "
@@ -156,17 +209,18 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
 
     lines += ["", "## Speedups over sequential", ""]
     if len(speedups):
-        lines += [markdown_table(speedups), "",
+        lines += [markdown_table(speedups if with_machine else speedups.drop(columns="machine")), "",
                   "Ratios of sequential's epoch time (or slope) to each implementation's, measured in the same run; "
                   "95% intervals from a seeded bootstrap over repeats (empty where a config has no repeats)."]
-        best = speedups[speedups["kind"] == "epoch_time"].sort_values("samples").groupby(["task", "device", "impl"]).tail(1)
+        best = speedups[speedups["kind"] == "epoch_time"].sort_values("samples").groupby(
+            ["task", "device", "machine", "impl"], dropna=False).tail(1)
         for _, r in best.iterrows():
             lines.append(f"- At S = {int(r['samples'])}, {r['impl']} trains {r['task']} on {r['device']} "
                          f"{r['ratio']:.2f}x as fast as sequential [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}].")
     else:
         lines.append("No speedup: the run has no sequential baseline at matching S.")
 
-    lines += ["", "## Memory", "", markdown_table(_memory_table(ok)), "",
+    lines += ["", "## Memory", "", markdown_table(_memory_table(ok, with_machine)), "",
               "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "
               "where they apply."]
     if ok["graph_bytes"].notna().any():
@@ -179,8 +233,8 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
         if p.suffix == ".png":
             lines.append(f"![{p.stem}](figures/{p.name}) ([svg](figures/{p.stem}.svg))")
     failures = _failures(results.runs)
-    lines += ["", "## Not fitted: configs that did not finish", ""]
-    lines += [markdown_table(failures) if len(failures) else "None: every config finished with status ok."]
+    if len(failures):
+        lines += ["", "## Configs that did not finish", "", markdown_table(failures)]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

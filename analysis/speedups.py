@@ -15,7 +15,8 @@ from scipy import stats
 from analysis.fit import MIN_POINTS
 
 BASELINE = "sequential"
-SPEEDUP_COLUMNS = ("task", "device", "kl_baseline", "impl", "kl", "samples", "kind", "ratio", "ci_low", "ci_high")
+SPEEDUP_COLUMNS = ("task", "device", "kl_baseline", "impl", "kl", "samples", "kind", "ratio", "ci_low", "ci_high",
+                   "machine")
 N_BOOT = 2000
 
 
@@ -34,7 +35,9 @@ def speedup_table(ok_runs: pd.DataFrame, repeat_epochs: pd.DataFrame, seed: int 
     rng = np.random.default_rng(seed)
     per_run = {rid: g["epoch_s"].to_numpy(float) for rid, g in repeat_epochs.groupby("run_id")} if len(repeat_epochs) else {}
     rows = []
-    for (task, device), group in ok_runs.groupby(["task", "device"], sort=False):
+    if "machine" not in ok_runs.columns:
+        ok_runs = ok_runs.assign(machine="")
+    for (task, device, machine), group in ok_runs.groupby(["task", "device", "machine"], sort=False, dropna=False):
         base = group[(group["impl"] == BASELINE) & (group["n_mc"].fillna(1) == 1)]
         if base.empty:
             continue
@@ -53,7 +56,7 @@ def speedup_table(ok_runs: pd.DataFrame, repeat_epochs: pd.DataFrame, seed: int 
                     boots_b[s], boots_o[s] = _resampled_medians(b, rng), _resampled_medians(o, rng)
                     low, high = np.percentile(boots_b[s] / boots_o[s], [2.5, 97.5])
                 rows.append(dict(task=task, device=device, kl_baseline=kl_base, impl=impl, kl=kl, samples=s,
-                                 kind="epoch_time", ratio=ratio, ci_low=low, ci_high=high))
+                                 kind="epoch_time", ratio=ratio, ci_low=low, ci_high=high, machine=machine))
             if len(common) >= MIN_POINTS:
                 x = np.array(common, dtype=float)
                 slope_b = stats.linregress(x, base.loc[common, "epoch_s"].to_numpy(float)).slope
@@ -68,5 +71,5 @@ def speedup_table(ok_runs: pd.DataFrame, repeat_epochs: pd.DataFrame, seed: int 
                     with np.errstate(divide="ignore", invalid="ignore"):
                         low, high = np.nanpercentile(sb / so, [2.5, 97.5])
                 rows.append(dict(task=task, device=device, kl_baseline=kl_base, impl=impl, kl=kl, samples=np.nan,
-                                 kind="slope", ratio=slope_b / slope_o, ci_low=low, ci_high=high))
+                                 kind="slope", ratio=slope_b / slope_o, ci_low=low, ci_high=high, machine=machine))
     return pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)

@@ -4,11 +4,15 @@ A profile is one or more blocks, each a rectangular partial grid with its own ti
 `quick` can time whole regression epochs but only a few MNIST steps. Command-line flags override
 the matching axis in every block; the fields no block decides (devices, threads, seed, ...) come
 from `Common`.
+
+Without a profile, a sweep is the one grid its flags describe (`flag_grid`): the axes given, and
+`FLAG_DEFAULTS` plus each task's timing budget (`TASK_BUDGETS`) for the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -82,6 +86,11 @@ class Common:
     dtype: str = "float32"
     data_dir: Optional[str] = None
     memory_limit_bytes: Optional[int] = None
+    # Prior parameters (--prior-sigma, --mixture-*); bench.config.BenchConfig's defaults.
+    prior_sigma: float = 1.0
+    mixture_pi: float = 0.5
+    mixture_sigma1: float = 1.0
+    mixture_sigma2: float = math.exp(-6)
 
 
 PROFILES = {
@@ -90,11 +99,13 @@ PROFILES = {
         Profile(
             "quick",
             "the default job (<= 5 min on 2 CPU cores): regression S=1,2,5,10 over whole epochs, MNIST S=1,2,5,10 "
-            "over 5 timed steps, all implementations, plus a repar memory check (n_mc 1, 100)",
+            "over 5 timed steps, all implementations, plus the KL estimators' cost per draw (n_mc 1, 10, 30, 100)",
             (
                 Block(("regression",), ALL_IMPLS, (1, 2, 5, 10), epochs=1, repeats=3, warmup=2),
                 Block(("mnist",), ALL_IMPLS, (1, 2, 5, 10), steps=5, repeats=3, warmup=2),
-                Block(("regression",), ("vmap_lrt",), (1,), kls=REPAR_KLS, n_mc=(1, 100), steps=5, repeats=3, warmup=2),
+                # Four values of n_mc, so `analyze` can fit the cost per extra KL draw with an interval.
+                Block(("regression",), ("vmap_lrt",), (1,), kls=REPAR_KLS, n_mc=(1, 10, 30, 100), steps=5, repeats=3,
+                      warmup=2),
             ),
         ),
         Profile(
@@ -145,5 +156,54 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             axes, steps=b.steps, epochs=b.epochs, repeats=b.repeats, warmup_steps=b.warmup, timeout_s=b.timeout_s,
             threads=common.threads, batch_size=common.batch_size, seed=common.seed, dtype=common.dtype,
             data_dir=common.data_dir, memory_limit_bytes=common.memory_limit_bytes,
+            prior_sigma=common.prior_sigma, mixture_pi=common.mixture_pi, mixture_sigma1=common.mixture_sigma1,
+            mixture_sigma2=common.mixture_sigma2,
         )
     return dedupe(configs)
+
+
+# ---------------------------------------------------------------------------------------------
+# A sweep without --profile: the grid its flags describe
+
+
+@dataclass(frozen=True)
+class TaskBudget:
+    """How long to time one config of a task when no profile says (exactly one of steps and epochs)."""
+
+    steps: Optional[int] = None
+    epochs: Optional[int] = None
+    repeats: int = 3
+    warmup: int = 2
+    timeout_s: Optional[float] = 300.0
+
+
+#: The default timing budget per task of a sweep built from flags; a task added later adds its row.
+TASK_BUDGETS = {
+    "regression": TaskBudget(epochs=1),  # 8 steps per epoch: whole epochs are cheap, so time them
+    "mnist": TaskBudget(steps=5),  # 469 steps per epoch: a few timed steps, epoch time extrapolated
+}
+#: For a task without a row above.
+DEFAULT_BUDGET = TaskBudget(steps=5)
+
+#: The axes a sweep without --profile uses where no flag is given (kl None: each implementation's own;
+#: n_mc 1, gaussian prior, the task's batch size).
+FLAG_DEFAULTS = Block(tasks=("mnist",), impls=ALL_IMPLS, samples=(1, 2, 5, 10))
+
+
+def flag_profile(overrides: Overrides = Overrides()) -> Profile:
+    """The grid of a sweep without --profile: the flags' axes, `FLAG_DEFAULTS` for the others, and each
+    task's `TASK_BUDGETS` row unless --steps/--epochs/--repeats/--warmup/--timeout say otherwise.
+    One block per task, so each task keeps its own budget; every other axis is the same for all."""
+    per_task = dataclasses.replace(overrides, tasks=None)
+    blocks = []
+    for task in overrides.tasks or FLAG_DEFAULTS.tasks:
+        budget = TASK_BUDGETS.get(task, DEFAULT_BUDGET)
+        base = dataclasses.replace(FLAG_DEFAULTS, tasks=(task,), steps=budget.steps, epochs=budget.epochs,
+                                   repeats=budget.repeats, warmup=budget.warmup, timeout_s=budget.timeout_s)
+        blocks.append(per_task.apply(base))
+    return Profile("flags", "the grid the flags describe", tuple(blocks))
+
+
+def flag_grid(overrides: Overrides = Overrides(), common: Common = Common()) -> list[BenchConfig]:
+    """Every config of a sweep without --profile (see `flag_profile`)."""
+    return build_grid(flag_profile(overrides), Overrides(), common)

@@ -1,10 +1,13 @@
-"""`bnn-bench analyze DIR`: slopes, speedup tables, figures and report.md from a results directory."""
+"""`bnn-bench analyze DIR [DIR ...]`: slopes, KL cost, speedup tables, figures and report.md from one results
+directory, or from several merged into one report (a machine column tells their rows apart)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Optional
+
+from bench.errors import UsageError
 
 
 
@@ -14,17 +17,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Per-sample slopes with confidence intervals, speedup tables (beside a reference run's, "
                     "if given), figures and report.md, from a results directory written by `sweep`.",
     )
-    parser.add_argument("dir", metavar="DIR", help="results directory (holds runs.csv)")
+    parser.add_argument("dirs", metavar="DIR", nargs="+",
+                        help="results directory (holds runs.csv); several are merged into one report (needs --out)")
     parser.add_argument("--reference", metavar="DIR", help="a results directory to compare with (e.g. the report's A100 run)")
-    parser.add_argument("--out", metavar="DIR", help="where tables, figures and report.md go (default: DIR)")
+    parser.add_argument("--out", metavar="DIR", help="where tables, figures and report.md go (default: DIR; required "
+                                                    "with several DIRs)")
+    parser.add_argument("--prefer", metavar="newest|DIR",
+                        help="with several DIRs, which row to keep when the same config on the same machine was "
+                             "measured by different code (git_commit): the newest, or the one in DIR")
     parser.set_defaults(run=run)
     return parser
 
 
-def run_analysis(results_dir, reference_dir=None, out_dir=None) -> Path:
-    """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib."""
+def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
+    """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib.
+
+    `results_dir`: one directory, or a list (several are merged; one is analyzed as itself)."""
     import analysis
 
+    if isinstance(results_dir, (list, tuple)) and len(results_dir) > 1:
+        return Path(analysis.analyze([Path(d) for d in results_dir], reference_dir=_path(reference_dir),
+                                     out_dir=_path(out_dir), prefer=prefer))
+    if isinstance(results_dir, (list, tuple)):
+        results_dir = results_dir[0]
+    if prefer is not None:
+        raise UsageError("--prefer only applies to several directories: drop it, or give more than one DIR")
     return Path(analysis.analyze(Path(results_dir), reference_dir=_path(reference_dir), out_dir=_path(out_dir)))
 
 
@@ -33,6 +50,9 @@ def _path(value) -> Optional[Path]:
 
 
 def run(args) -> int:
-    report = run_analysis(args.dir, args.reference, args.out)
+    if len(args.dirs) > 1 and not args.out:
+        raise UsageError("analyze of several directories needs --out DIR: where the merged report goes "
+                         "(each directory keeps its own report)")
+    report = run_analysis(args.dirs, args.reference, args.out, args.prefer)
     print(f"report: {report}")
     return 0

@@ -1,9 +1,11 @@
-"""`bnn-bench sweep`: measure every config of a grid (a profile, with flags overriding its axes)."""
+"""`bnn-bench sweep`: measure every config of a grid: the one its flags describe, or a profile with
+the flags overriding its axes. `--dry-run` prints the grid (and an estimated duration) instead."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +14,7 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.executors import EXECUTORS
 from bench.grid import available_devices, check_device, default_threads, parse_bytes, parse_int_list, parse_name_list
-from bench.profiles import DEFAULT_PROFILE, PROFILES, Common, Overrides, build_grid, get_profile
+from bench.profiles import FLAG_DEFAULTS, PROFILES, TASK_BUDGETS, Common, Overrides, build_grid, flag_grid, get_profile
 from bench.progress import summary_table
 from bench.provenance import PROJECT_ROOT
 from bench.results import read_runs
@@ -48,6 +50,21 @@ def positive_float(text: str) -> float:
     return value
 
 
+def open_unit_float(text: str) -> float:
+    """A number strictly between 0 and 1 (a mixture weight)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return value
+
+
+#: Name of a sweep without --profile, in its default --out directory.
+FLAG_GRID_NAME = "sweep"
+
+
 def default_out_dir(profile: str, now: Optional[_dt.datetime] = None) -> Path:
     """results/runs/<profile>-<YYYYmmdd-HHMMSS> under the project root."""
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -70,15 +87,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    budgets = "; ".join(f"{task} {b.epochs} epoch(s)" if b.epochs else f"{task} {b.steps} steps"
+                        for task, b in TASK_BUDGETS.items())
     parser = subparsers.add_parser(
         "sweep", help="measure every config of a grid, each in its own process",
         description="Measure every config of a grid, each in isolation, appending one row per config to "
-                    "DIR/runs.csv (timed repeats to DIR/repeats.csv, the machine to DIR/meta.json). The grid is "
-                    f"a profile ({', '.join(PROFILES)}; default {DEFAULT_PROFILE}); each flag below replaces that "
-                    "axis in every block of the profile. Lists are comma-separated.",
+                    "DIR/runs.csv (timed repeats to DIR/repeats.csv, the machine to DIR/meta.json). Without "
+                    "--profile the grid is the one the flags describe, with defaults for the rest: "
+                    f"--impl {','.join(FLAG_DEFAULTS.impls)} --task {','.join(FLAG_DEFAULTS.tasks)} "
+                    f"--samples {','.join(map(str, FLAG_DEFAULTS.samples))}, each implementation's own KL "
+                    f"estimator, n_mc 1, the gaussian prior, the task's batch size, and per task {budgets} x "
+                    f"3 repeats after 2 warm-up steps. With --profile P ({', '.join(PROFILES)}) each flag "
+                    "replaces that axis in every block of P. Lists are comma-separated.",
     )
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
+    grid.add_argument("--profile", default=None,
+                      help=f"one of {', '.join(PROFILES)}; without it, the grid is the one the flags describe")
     grid.add_argument("--impl", metavar="LIST", help="implementations, e.g. sequential,vmap,vmap_lrt")
     grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist")
     grid.add_argument("--device", metavar="LIST", help="cpu, cuda, cuda:N, mps (default: every device found here)")
@@ -87,6 +111,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                    "(default: each implementation's own)")
     grid.add_argument("--n-mc", metavar="LIST", help="KL draws for mc, repar, repar_exact: e.g. 1,100,1e4 or 1:10")
     grid.add_argument("--prior", metavar="LIST", help="gaussian, mixture (default gaussian)")
+    priors = parser.add_argument_group("prior parameters (recorded in every row)")
+    priors.add_argument("--prior-sigma", type=positive_float, default=1.0, metavar="S",
+                        help="standard deviation of the gaussian prior (default 1)")
+    priors.add_argument("--mixture-pi", type=open_unit_float, default=0.5, metavar="P",
+                        help="weight of the wide component of the mixture prior, 0 < P < 1 (default 0.5)")
+    priors.add_argument("--mixture-sigma1", type=positive_float, default=1.0, metavar="S",
+                        help="standard deviation of the mixture's wide component (default 1)")
+    priors.add_argument("--mixture-sigma2", type=positive_float, default=math.exp(-6), metavar="S",
+                        help="standard deviation of the mixture's narrow component (default e^-6)")
     timing = parser.add_argument_group("timing")
     timing.add_argument("--repeats", type=positive_int, metavar="N", help="timed repeats per config")
     length = timing.add_mutually_exclusive_group()
@@ -100,6 +133,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
     setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
     setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    preview = parser.add_argument_group("dry run")
+    preview.add_argument("--dry-run", action="store_true",
+                         help="print the grid (one line per config with its run_id), the total and an estimated "
+                              "duration; write nothing")
+    preview.add_argument("--estimate-from", metavar="DIR",
+                         help="results directory whose step times the dry run's estimate uses (default: the newest "
+                              "rows of this machine found under results/)")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -107,7 +147,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def grid_from_args(args) -> list[BenchConfig]:
     """The configs a parsed `sweep` command line asks for; every bad value is a UsageError."""
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile) if args.profile is not None else None
     overrides = Overrides(
         impls=parse_name_list(args.impl),
         tasks=parse_name_list(args.task),
@@ -124,7 +164,11 @@ def grid_from_args(args) -> list[BenchConfig]:
         devices=devices, threads=args.threads or default_threads(), batch_size=args.batch_size, seed=args.seed,
         dtype=args.dtype, data_dir=args.data_dir,
         memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
+        prior_sigma=args.prior_sigma, mixture_pi=args.mixture_pi, mixture_sigma1=args.mixture_sigma1,
+        mixture_sigma2=args.mixture_sigma2,
     )
+    if profile is None:
+        return flag_grid(overrides, common)
     return build_grid(profile, overrides, common)
 
 
@@ -159,5 +203,13 @@ def check_data(configs) -> None:
 
 def run(args) -> int:
     configs = grid_from_args(args)
-    sweep(configs, resolve_out(args, args.profile), args, args.profile)
+    name = args.profile or FLAG_GRID_NAME
+    if args.dry_run:
+        from bench.dry_run import dry_run
+
+        print(dry_run(configs, args))
+        return 0
+    if args.estimate_from:
+        raise UsageError("--estimate-from only applies to --dry-run: add --dry-run, or drop --estimate-from")
+    sweep(configs, resolve_out(args, name), args, args.profile)
     return 0
