@@ -164,7 +164,9 @@ def test_a_new_config_field_at_its_default_keeps_old_run_ids():
         default = {f.name: f.default for f in dataclasses.fields(BenchConfig)}[name]
         if isinstance(default, bool):
             changed = dataclasses.replace(config, **{name: not default})
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+        elif isinstance(default, float):  # halved: stays valid for probabilities and scales alike
+            changed = dataclasses.replace(config, **{name: default / 2})
+        elif isinstance(default, int):
             changed = dataclasses.replace(config, **{name: default + 1})
         else:
             continue
