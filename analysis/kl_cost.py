@@ -60,10 +60,12 @@ def fit_kl_cost(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             if points["n_mc"].nunique() < MIN_POINTS:
                 continue  # e.g. graph_bytes absent from a foreign file: nothing a user asked for
             x, y = points["n_mc"].to_numpy(float), points[column].to_numpy(float)
-            fit = fit_line(x, y)
             flat = bool(np.ptp(y) == 0)  # deterministic and constant (repar's memory): R^2 is undefined
-            rows.append({**label, "metric": metric, "slope_per_draw": fit.slope, "slope_ci_low": fit.ci_low,
-                         "slope_ci_high": fit.ci_high, "intercept": fit.intercept,
+            fit = fit_line(x, y)
+            # A constant metric has slope 0 exactly (no scatter, no interval to speak of).
+            low, high = (fit.slope, fit.slope) if flat else (fit.ci_low, fit.ci_high)
+            rows.append({**label, "metric": metric, "slope_per_draw": fit.slope, "slope_ci_low": low,
+                         "slope_ci_high": high, "intercept": fit.intercept,
                          "r2": np.nan if flat else fit.r2, "n_points": fit.n, "n_mc_min": int(x.min()),
                          "n_mc_max": int(x.max()), "ci_method": "t"})
     return pd.DataFrame(rows, columns=KL_COST_COLUMNS), notes
