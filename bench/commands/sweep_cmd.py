@@ -87,8 +87,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    budgets = "; ".join(f"{task} {b.epochs} epoch(s)" if b.epochs else f"{task} {b.steps} steps"
-                        for task, b in TASK_BUDGETS.items())
+    budgets = "; ".join(f"{task} " + (f"{b.epochs} epoch(s)" if b.epochs else f"{b.steps} steps")
+                        + f" x {b.repeats} repeats after {b.warmup} warm-up steps" for task, b in TASK_BUDGETS.items())
     parser = subparsers.add_parser(
         "sweep", help="measure every config of a grid, each in its own process",
         description="Measure every config of a grid, each in isolation, appending one row per config to "
@@ -96,8 +96,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "--profile the grid is the one the flags describe, with defaults for the rest: "
                     f"--impl {','.join(FLAG_DEFAULTS.impls)} --task {','.join(FLAG_DEFAULTS.tasks)} "
                     f"--samples {','.join(map(str, FLAG_DEFAULTS.samples))}, each implementation's own KL "
-                    f"estimator, n_mc 1, the gaussian prior, the task's batch size, and per task {budgets} x "
-                    f"3 repeats after 2 warm-up steps. With --profile P ({', '.join(PROFILES)}) each flag "
+                    f"estimator, n_mc 1, the gaussian prior, the task's batch size, and per task {budgets}. "
+                    f"With --profile P ({', '.join(PROFILES)}) each flag "
                     "replaces that axis in every block of P. Lists are comma-separated.",
     )
     grid = parser.add_argument_group("grid")
