@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import torch
 
 import bnn_impls as B
+from bnn_impls import registry
 from bench.config import BenchConfig
 from bench.flops import count_flops
 from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
@@ -37,17 +38,25 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     dtype = resolve_dtype(config.dtype)
     B.names.check_task(config.task)
     task = B.TASK_SPECS[config.task]
-    kl = config.kl or B.default_kl(config.impl)
     impl = B.get_implementation(config.impl)
-    B.check_combination(config.impl, kl, config.prior)
+    kl = config.kl or registry.default_kl(config.impl)
+    registry.check_combination(config.impl, kl, config.prior, task=config.task)
     batch_size = config.batch_size or task.batch_size
 
     data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
-    model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
-    elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
-    generator = torch.Generator(device).manual_seed(config.seed)
-    step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
-                             samples=config.samples, generator=generator)
+    if registry.capabilities(config.impl).trains_own_model:
+        # A peer library: its own model, loss and optimizer (bnn_impls.own_training); timed the same way.
+        generator = torch.Generator(device).manual_seed(config.seed)
+        training = impl.make_training(task, data, samples=config.samples, lr=config.lr or task.lr,
+                                      batch_size=batch_size, seed=config.seed, generator=generator)
+        step, kl_weight, loss_note = training.step, training.kl_weight, training.loss_note
+    else:
+        model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
+        elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
+        generator = torch.Generator(device).manual_seed(config.seed)
+        step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
+                                 samples=config.samples, generator=generator)
+        kl_weight, loss_note = elbo.kl_weight, registry.capabilities(config.impl).loss_note
     batches = B.endless_batches(data, batch_size, generator)
     steps_per_epoch = B.steps_per_epoch(data.n_train, batch_size)
 
@@ -55,7 +64,13 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         return step(*next(batches))
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
-    graph_bytes = saved_tensor_bytes(one_step)
+    try:
+        graph_bytes = saved_tensor_bytes(one_step)
+    except RuntimeError as e:
+        # torch.func.grad refuses saved-tensor hooks (posteriors_vi): the figure cannot be taken, so it stays empty.
+        if "saved tensor hooks" not in str(e):
+            raise
+        graph_bytes = None
     flops = count_flops(one_step)
     for _ in range(config.warmup_steps):
         one_step()
@@ -114,6 +129,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         final_loss=final_loss,
         flops_per_step=flops,
         torch_version=torch.__version__,
+        kl_weight=kl_weight,
+        loss_note=loss_note,
     )
     if on_cuda:
         row.update(peak_allocated_bytes=cuda_peak.allocated, peak_reserved_bytes=cuda_peak.reserved)

@@ -50,6 +50,9 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    # What the loss multiplied the KL by, and how it differs from our ELBO (peer libraries; "" for ours).
+    "kl_weight",
+    "loss_note",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
