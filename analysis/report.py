@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis.fit import fit_slopes
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
+from analysis.peers import has_others, impl_order, loss_table, peer_table, sentences as peer_sentences
 from analysis.speedups import speedup_table
 
 
@@ -64,6 +65,7 @@ def _reference_comparison(slopes: pd.DataFrame, ref_slopes: pd.DataFrame) -> pd.
 def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame]) -> pd.DataFrame:
     default = ok[ok["n_mc"].fillna(1) == 1]
     pivot = default.pivot_table(index=["task", "device", "samples"], columns="impl", values="epoch_s", aggfunc="first")
+    pivot = pivot[impl_order(default["impl"])]
     pivot.columns = [f"{c} s/epoch" for c in pivot.columns]
     if reference is not None:
         ref = reference.pivot_table(index=["task", "samples"], columns="impl", values="epoch_s", aggfunc="first")
@@ -79,6 +81,9 @@ def _memory_table(ok: pd.DataFrame) -> pd.DataFrame:
             "rss_peak_bytes": "peak RSS MiB", "energy_j_per_step": "J/step"}
     present = [c for c in cols if c in ok.columns and ok[c].notna().any()]
     table = ok[["task", "device", "impl", "kl", "n_mc", "samples"] + present].copy()
+    order = {impl: i for i, impl in enumerate(impl_order(table["impl"]))}
+    table = table.sort_values(["task", "device", "impl", "samples"], kind="stable",
+                              key=lambda c: c.map(order) if c.name == "impl" else c)
     for c in present:
         if c.endswith("_bytes"):
             table[c] = table[c] / 2**20
@@ -165,6 +170,21 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
                          f"{r['ratio']:.2f}x as fast as sequential [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}].")
     else:
         lines.append("No speedup: the run has no sequential baseline at matching S.")
+
+    if has_others(ok):
+        reps = repeat_epoch_seconds(results)
+        lines += ["", "## Beside the libraries: every implementation at the largest common S", ""]
+        for task in ok["task"].unique():
+            table = peer_table(ok, reps, task=task)
+            if len(table):
+                lines += [f"{task}:", "", markdown_table(table), ""]
+                lines += [f"- {s}" for s in peer_sentences(table, machine)] + [""]
+        lines += ["Time / vmap_lrt's: median step time over vmap_lrt's in this run, 95% bootstrap interval over "
+                  "repeats. Each library trains with its own layers, loss and prior (table below); the "
+                  "KL weight is what its loss multiplies the KL by.", ""]
+        losses = loss_table(ok)
+        if len(losses):
+            lines += ["### How each loss differs from ours", "", markdown_table(losses, digits=4)]
 
     lines += ["", "## Memory", "", markdown_table(_memory_table(ok)), "",
               "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "
