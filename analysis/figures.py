@@ -13,6 +13,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 COLORS = {"sequential": "tab:red", "vmap": "tab:blue", "vmap_lrt": "tab:green"}
+#: Any other implementation (a plugin, a peer library) gets the next of these, in order of appearance, and
+#: a dashed line, so it never takes one of our three colors.
+OTHER_COLORS = ("tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "black",
+                "gold", "navy")
+
+
+def impl_styles(impls) -> dict:
+    """impl -> (color, line format): ours solid in their fixed colors, every other name dashed in its own color."""
+    styles, others = {}, 0
+    for impl in dict.fromkeys(impls):
+        if impl in COLORS:
+            styles[impl] = (COLORS[impl], "o-")
+        else:
+            styles[impl] = (OTHER_COLORS[others % len(OTHER_COLORS)], "s--")
+            others += 1
+    return styles
 KL_COLORS = {"mc": "tab:red", "repar": "tab:blue", "repar_exact": "tab:green", "closed": "tab:gray", "sample": "tab:purple"}
 
 
@@ -56,14 +72,15 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
     if not panels:
         return []
     fig, axes = _panels(len(panels))
+    styles = impl_styles(curves["impl"])
     for ax, ((task, device), group) in zip(axes, panels):
         several = _machines(group) > 1
         for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
             g = g.sort_values("samples")
-            color = COLORS.get(impl)
+            color, fmt = styles[impl]
             low = g["run_id"].map(spread["q25"]) if len(spread) else None
             high = g["run_id"].map(spread["q75"]) if len(spread) else None
-            ax.plot(g["samples"], g["epoch_s"], "o-" if not several else _marker(group, machine), color=color,
+            ax.plot(g["samples"], g["epoch_s"], fmt if not several else _marker(group, machine), color=color,
                     label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
             if low is not None and low.notna().all():
                 ax.fill_between(g["samples"], low, high, color=color, alpha=0.2, linewidth=0)
@@ -90,15 +107,18 @@ def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> l
     if not panels:
         return []
     fig, axes = _panels(len(panels))
+    styles = impl_styles(per_s["impl"])
     for ax, ((task, device), group) in zip(axes, panels):
         several = _machines(group) > 1
         for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
             g = g.sort_values("samples")
             yerr = None
             if g["ci_low"].notna().all():
-                yerr = np.vstack([g["ratio"] - g["ci_low"], g["ci_high"] - g["ratio"]])
-            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt=_marker(group, machine) if several else "o-", capsize=3,
-                        color=COLORS.get(impl), label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
+                # A point ratio of medians can sit just outside its bootstrap interval: draw no negative bar.
+                yerr = np.clip(np.vstack([g["ratio"] - g["ci_low"], g["ci_high"] - g["ratio"]]), 0, None)
+            color, fmt = styles[impl]
+            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt=_marker(group, machine) if several else fmt, capsize=3,
+                        color=color, label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
         ax.axhline(1.0, color="tab:red", linestyle=":", label="sequential")
         ax.set_title(f"{task} on {device}: speedup over sequential", fontsize=10)
         ax.set_xlabel("weight samples per step, S")

@@ -13,6 +13,7 @@ from analysis.errors import AnalysisInputError
 from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
+from analysis.peers import has_others, impl_order, loss_table, peer_table, sentences as peer_sentences
 from analysis.speedups import speedup_table
 
 
@@ -68,6 +69,7 @@ def _table2(ok: pd.DataFrame, reference: Optional[pd.DataFrame], with_machine: b
     default = ok[ok["n_mc"].fillna(1) == 1]
     index = ["task", "device"] + (["machine"] if with_machine else []) + ["samples"]
     pivot = default.pivot_table(index=index, columns="impl", values="epoch_s", aggfunc="first")
+    pivot = pivot[impl_order(default["impl"])]
     pivot.columns = [f"{c} s/epoch" for c in pivot.columns]
     if reference is not None:
         ref = reference.pivot_table(index=["task", "samples"], columns="impl", values="epoch_s", aggfunc="first")
@@ -84,6 +86,9 @@ def _memory_table(ok: pd.DataFrame, with_machine: bool = False) -> pd.DataFrame:
     present = [c for c in cols if c in ok.columns and ok[c].notna().any()]
     where = ["task", "device"] + (["machine"] if with_machine else [])
     table = ok[where + ["impl", "kl", "n_mc", "samples"] + present].copy()
+    order = {impl: i for i, impl in enumerate(impl_order(table["impl"]))}
+    table = table.sort_values(where + ["impl", "samples"], kind="stable",
+                              key=lambda c: c.map(order) if c.name == "impl" else c)
     for c in present:
         if c.endswith("_bytes"):
             table[c] = table[c] / 2**20
@@ -219,6 +224,21 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
                          f"{r['ratio']:.2f}x as fast as sequential [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}].")
     else:
         lines.append("No speedup: the run has no sequential baseline at matching S.")
+
+    if has_others(ok):
+        reps = repeat_epoch_seconds(results)
+        lines += ["", "## Beside the libraries: every implementation at the largest common S", ""]
+        for task in ok["task"].unique():
+            table = peer_table(ok, reps, task=task)
+            if len(table):
+                lines += [f"{task}:", "", markdown_table(table), ""]
+                lines += [f"- {s}" for s in peer_sentences(table, machine)] + [""]
+        lines += ["Time / vmap_lrt's: median step time over vmap_lrt's in this run, 95% bootstrap interval over "
+                  "repeats. Each library trains with its own layers, loss and prior (table below); the "
+                  "KL weight is what its loss multiplies the KL by.", ""]
+        losses = loss_table(ok)
+        if len(losses):
+            lines += ["### How each loss differs from ours", "", markdown_table(losses, digits=4)]
 
     lines += ["", "## Memory", "", markdown_table(_memory_table(ok, with_machine)), "",
               "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "

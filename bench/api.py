@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 
 import bnn_impls as B
+from bnn_impls import registry
 from bench.config import BenchConfig, prior_params
 
 #: Every option `build_training` takes, with its default (None: the task's or implementation's own).
@@ -59,8 +60,8 @@ class Training:
     """Everything one training run needs, built and wired: call `step()` to train one minibatch."""
 
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    spec: B.ElboSpec  # likelihood, KL estimator, prior object, n_train, n_mc
+    optimizer: Optional[torch.optim.Optimizer]  # None for a peer library that steps its own
+    spec: Optional[B.ElboSpec]  # likelihood, KL estimator, prior object, n_train, n_mc (None for a peer)
     data: B.Dataset
     task: B.TaskSpec
     impl: str
@@ -69,6 +70,9 @@ class Training:
     generator: torch.Generator  # every draw of the run (batches, weight and KL noise) comes from it
     train_step: Callable[[torch.Tensor, torch.Tensor], B.LossTerms]  # (x, y) -> detached loss terms
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]]  # endless on-device minibatches
+    kl: str = ""  # the KL estimator's name (a peer's own KL is recorded under its declared default)
+    kl_weight: Optional[float] = None  # the factor the loss puts on the KL (1/N for ours)
+    loss_note: str = ""  # how the loss differs from our ELBO ("" for ours)
 
     def step(self) -> B.LossTerms:
         """Draw the next minibatch and take one optimizer step on it; returns the (detached) loss terms
@@ -131,8 +135,8 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
     device = torch.device(opts["device"])
     dtype = resolve_dtype(opts["dtype"])
     implementation = B.get_implementation(impl)
-    kl = opts["kl"] or B.default_kl(impl)
-    B.check_combination(impl, kl, opts["prior"])
+    kl = opts["kl"] or registry.default_kl(impl)
+    registry.check_combination(impl, kl, opts["prior"], task=task_name)
     B.objective.check_samples(samples)
     prior = B.make_prior(opts["prior"], **prior_params(opts["prior"], sigma=opts["prior_sigma"], pi=opts["mixture_pi"],
                                                        sigma1=opts["mixture_sigma1"], sigma2=opts["mixture_sigma2"]))
@@ -142,15 +146,24 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
     data = opts["data"]
     if data is None:
         data = B.load_dataset(task_name, device, dtype, data_dir=opts["data_dir"], seed=seed)
+    generator = torch.Generator(device).manual_seed(seed)
+    if registry.capabilities(impl).trains_own_model:
+        # A peer library: its own model, loss and optimizer (bnn_impls.own_training); timed the same way.
+        own = implementation.make_training(task, data, samples=samples, lr=opts["lr"] or task.lr,
+                                           batch_size=batch_size, seed=seed, generator=generator)
+        return Training(model=own.model, optimizer=None, spec=None, data=data, task=task, impl=impl,
+                        samples=samples, batch_size=batch_size, generator=generator, train_step=own.step,
+                        batches=B.endless_batches(data, batch_size, generator), kl=kl,
+                        kl_weight=own.kl_weight, loss_note=own.loss_note)
     if model is None:
         model = _build_model(task, device=device, dtype=dtype, seed=seed)
     spec = B.ElboSpec(task.likelihood, kl, prior, data.n_train, opts["n_mc"])
-    generator = torch.Generator(device).manual_seed(seed)
     optimizer = B.make_optimizer(model, opts["lr"] or task.lr)
     train_step = B.make_train_step(model, implementation, spec, optimizer, samples=samples, generator=generator)
     return Training(model=model, optimizer=optimizer, spec=spec, data=data, task=task, impl=impl, samples=samples,
                     batch_size=batch_size, generator=generator, train_step=train_step,
-                    batches=B.endless_batches(data, batch_size, generator))
+                    batches=B.endless_batches(data, batch_size, generator), kl=kl, kl_weight=spec.kl_weight,
+                    loss_note=registry.capabilities(impl).loss_note)
 
 
 def training_options(config: BenchConfig) -> dict:

@@ -145,15 +145,11 @@ def check_device(device: str) -> str:
 
 
 def check_implementation(impl: str) -> None:
-    """Built-in names without importing the registry; plugin names (BNN_BENCH_PLUGINS) through it."""
-    if impl in names.IMPLEMENTATIONS:
-        return
-    extra: Sequence[str] = ()
-    if os.environ.get("BNN_BENCH_PLUGINS"):
-        from bnn_impls.registry import implementation_names
+    """Any registered name (built-in, plugin, or a peer library installed here); a known peer that is not
+    installed is an error naming its install command."""
+    from bnn_impls.registry import get_implementation
 
-        extra = implementation_names()
-    names.check_implementation(impl, extra=extra)
+    get_implementation(impl)
 
 
 @dataclass(frozen=True)
@@ -176,6 +172,8 @@ def expand(axes: Axes, **fields) -> list[BenchConfig]:
     n_mc only varies for the estimators that draw it; for the others it is 1, so `--n-mc 1,100`
     does not measure `closed` twice. A bad name or combination raises UsageError.
     """
+    from bnn_impls import registry  # the one source of each implementation's default KL and capabilities
+
     for impl in axes.impls:
         _usage(check_implementation, impl)
     for task in axes.tasks:
@@ -184,9 +182,9 @@ def expand(axes: Axes, **fields) -> list[BenchConfig]:
         check_device(device)
     configs: list[BenchConfig] = []
     for task, device, impl in itertools.product(axes.tasks, axes.devices, axes.impls):
-        kls = axes.kls if axes.kls is not None else (names.default_kl(impl),)
+        kls = axes.kls if axes.kls is not None else (_usage(registry.default_kl, impl),)
         for kl, prior in itertools.product(kls, axes.priors):
-            _usage(names.check_combination, impl, kl, prior)
+            _usage(registry.check_combination, impl, kl, prior, task)
             n_mcs = axes.n_mc if kl in N_MC_ESTIMATORS else (1,)
             for n_mc, samples in itertools.product(n_mcs, axes.samples):
                 try:
@@ -207,8 +205,8 @@ def dedupe(configs: Iterable[BenchConfig]) -> list[BenchConfig]:
 
 
 def _usage(check, *args) -> None:
-    """Run a bnn_impls name check, turning its BnnConfigError into the CLI's UsageError."""
+    """Run a bnn_impls name check (or lookup), turning its BnnConfigError into the CLI's UsageError."""
     try:
-        check(*args)
+        return check(*args)
     except names.BnnConfigError as e:
         raise UsageError(str(e)) from None

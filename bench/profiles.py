@@ -20,6 +20,7 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.grid import Axes, dedupe, default_threads, expand
 from bnn_impls.names import IMPLEMENTATIONS
+from bnn_impls.peers import importable_peers
 
 ALL_IMPLS = tuple(IMPLEMENTATIONS)
 REPAR_KLS = ("mc", "repar", "repar_exact")
@@ -131,6 +132,15 @@ PROFILES = {
                 Block(("regression",), ALL_IMPLS, (10,), steps=20, repeats=9),
                 Block(("mnist",), ALL_IMPLS, (2,), steps=10, repeats=9),
             ),
+        ),
+        Profile(
+            "peers",
+            "MNIST S=1,2,5,10 (5 timed steps x 5 repeats) for our three implementations and every peer library "
+            "installed here (bayesian-torch, torchbnn, blitz, ivon, posteriors; `list` shows which)",
+            # Peers are listed only where importable, so the profile runs on any machine; a peer named
+            # with --impl but not installed is a one-line error naming its install command.
+            (Block(("mnist",), ALL_IMPLS + importable_peers(), (1, 2, 5, 10), steps=5, repeats=5, warmup=2,
+                   timeout_s=900.0),),
         ),
     )
 }

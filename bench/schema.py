@@ -55,6 +55,9 @@ RUNS_COLUMNS = (
     "mixture_pi",
     "mixture_sigma1",
     "mixture_sigma2",
+    # What the loss multiplied the KL by, and how it differs from our ELBO (peer libraries; "" for ours).
+    "kl_weight",
+    "loss_note",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

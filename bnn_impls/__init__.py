@@ -11,7 +11,7 @@ from bnn_impls.likelihood import CategoricalLikelihood, GaussianLikelihood
 from bnn_impls.mnist import DataError, load_mnist
 from bnn_impls.model import BayesianMLP, PosteriorInit
 from bnn_impls.names import (
-    DEFAULT_KL, IMPLEMENTATIONS, KL_ESTIMATORS, PRIORS, TASKS, BnnConfigError, check_combination, default_kl,
+    IMPLEMENTATIONS, KL_ESTIMATORS, PRIORS, TASKS, BnnConfigError, check_combination, default_kl,
 )
 from bnn_impls.objective import ElboSpec, LossTerms
 from bnn_impls.priors import GaussianPrior, ScaleMixturePrior, make_prior

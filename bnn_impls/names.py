@@ -1,7 +1,9 @@
 """The names of contract.md and the rules for combining them.
 
 Light on purpose (no torch import) so a command line can validate a whole grid before any
-process starts; the registry in `bnn_impls.registry` maps the same names to code.
+process starts; the registry in `bnn_impls.registry` maps the same names to code and is the one
+source of what each implementation defaults to and supports (`default_kl`, `draws_weights`, its KL
+estimators and tasks): the rules here take those capabilities as arguments.
 """
 
 from __future__ import annotations
@@ -11,15 +13,10 @@ KL_ESTIMATORS = ("sample", "closed", "mc", "repar", "repar_exact")
 TASKS = ("regression", "mnist")
 PRIORS = ("gaussian", "mixture")
 
-#: As in the report: the weight-sampling implementations use Blundell's sampled KL, the LRT the closed form.
-DEFAULT_KL = {"sequential": "sample", "vmap": "sample", "vmap_lrt": "closed"}
-
 #: Estimators whose math needs the Gaussian prior (closed form, or the sufficient-statistic rewrite).
 GAUSSIAN_PRIOR_ONLY = ("closed", "repar", "repar_exact")
 #: Estimators that reuse the likelihood's weight draws, so they need an implementation that draws weights.
 NEEDS_WEIGHT_SAMPLES = ("sample",)
-#: Implementations that never materialize weight samples.
-NO_WEIGHT_SAMPLES = ("vmap_lrt",)
 
 
 class BnnConfigError(ValueError):
@@ -40,32 +37,60 @@ def check_task(name: str) -> None:
 
 
 def default_kl(impl: str) -> str:
-    return DEFAULT_KL.get(impl, "closed")
+    """The implementation's own declared default (its `default_kl`), read from the registry.
 
+    There is no fallback: an unknown name is a BnnConfigError. Imports the registry (and torch) on call.
+    """
+    from bnn_impls.registry import default_kl as registered_default
 
-def valid_kl_for(impl: str, prior: str) -> tuple[str, ...]:
-    """The KL estimators that make sense for this implementation and prior."""
-    valid = []
-    for kl in KL_ESTIMATORS:
-        if kl in NEEDS_WEIGHT_SAMPLES and impl in NO_WEIGHT_SAMPLES:
-            continue
-        if kl in GAUSSIAN_PRIOR_ONLY and prior != "gaussian":
-            continue
-        valid.append(kl)
-    return tuple(valid)
+    return registered_default(impl)
 
 
 def check_combination(impl: str, kl: str, prior: str) -> None:
-    """Raise BnnConfigError naming the valid choices if (impl, kl, prior) does not go together."""
+    """Raise BnnConfigError naming the valid choices if (impl, kl, prior) does not go together.
+
+    The implementation's capabilities come from the registry (imported on call)."""
+    from bnn_impls.registry import check_combination as registered_check
+
+    registered_check(impl, kl, prior)
+
+
+def valid_kl_for(impl: str, prior: str) -> tuple[str, ...]:
+    """The KL estimators this implementation supports with this prior (capabilities from the registry)."""
+    from bnn_impls.registry import valid_kl_for as registered_valid
+
+    return registered_valid(impl, prior)
+
+
+def kls_allowed(prior: str, *, draws_weights: bool, supported=KL_ESTIMATORS) -> tuple[str, ...]:
+    """The estimators among `supported` that an implementation with these capabilities can use with `prior`."""
+    return tuple(
+        kl for kl in KL_ESTIMATORS
+        if kl in supported
+        and not (kl in NEEDS_WEIGHT_SAMPLES and not draws_weights)
+        and not (kl in GAUSSIAN_PRIOR_ONLY and prior != "gaussian")
+    )
+
+
+def check_rules(impl: str, kl: str, prior: str, *, draws_weights: bool, supported=KL_ESTIMATORS,
+                priors=PRIORS) -> None:
+    """The combination rules, given an implementation's capabilities; BnnConfigError names the valid choices."""
     _check_name("KL estimator", kl, KL_ESTIMATORS)
     _check_name("prior", prior, PRIORS)
+    if prior not in priors:
+        raise BnnConfigError(f"implementation {impl!r} brings its own prior and runs only with --prior "
+                             f"{', '.join(priors)}, not {prior!r}")
+    if kl not in supported:
+        raise BnnConfigError(f"implementation {impl!r} supports only the KL estimator(s) {', '.join(supported)}, "
+                             f"not {kl!r}: leave --kl out (its default) or use one of them")
     if kl in GAUSSIAN_PRIOR_ONLY and prior != "gaussian":
         raise BnnConfigError(
             f"KL estimator {kl!r} needs the gaussian prior, not {prior!r}: use --prior gaussian, "
-            f"or one of {', '.join(valid_kl_for(impl, prior))} with the {prior} prior"
+            f"or one of {', '.join(kls_allowed(prior, draws_weights=draws_weights, supported=supported))} "
+            f"with the {prior} prior"
         )
-    if kl in NEEDS_WEIGHT_SAMPLES and impl in NO_WEIGHT_SAMPLES:
+    if kl in NEEDS_WEIGHT_SAMPLES and not draws_weights:
         raise BnnConfigError(
             f"KL estimator {kl!r} needs sampled weights, which {impl!r} never draws: "
-            f"use one of {', '.join(valid_kl_for(impl, prior))}"
+            f"use one of {', '.join(kls_allowed(prior, draws_weights=draws_weights, supported=supported))}"
         )

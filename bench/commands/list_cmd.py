@@ -28,11 +28,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def listing() -> str:
-    from bnn_impls import TASK_SPECS, names
-    from bnn_impls.registry import implementation_names
+    from bnn_impls import TASK_SPECS, names, registry
 
-    lines = ["implementations (default KL estimator):"]
-    lines += [f"  {impl:<12} {names.default_kl(impl)}" for impl in implementation_names()]
+    status = registry.peer_status()  # imports every installed peer, so "importable" is tested, not guessed
+    lines = ["implementations (default KL estimator; KL weight; how the loss differs from ours):"]
+    for impl in registry.implementation_names():
+        if status.get(impl):
+            continue  # installed but not importable: listed below with the reason
+        caps = registry.capabilities(impl)
+        lines.append(f"  {impl:<22} {caps.default_kl:<7} {caps.kl_weight:<8} {caps.loss_note or 'ours: ' + registry.ELBO_LOSS_NOTE}")
+    missing = {name: why for name, why in status.items() if why}
+    if missing:
+        lines += ["peer implementations not importable here (why; how to install):"]
+        lines += [f"  {name:<22} {why}" for name, why in missing.items()]
     lines += ["KL estimators (what they need):"]
     lines += [f"  {kl:<12} {KL_NEEDS.get(kl, '')}" for kl in names.KL_ESTIMATORS]
     lines += ["tasks (layer sizes):"]
