@@ -47,6 +47,10 @@ class BenchConfig:
     # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
     # `oom` row instead of taking the machine down with it.
     memory_limit_bytes: Optional[int] = None
+    # Speed levers (bench/levers.py): how the step runs, in which precision, with which Adam.
+    step_mode: str = "eager"
+    precision: str = "fp32"
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -14,7 +14,9 @@ import torch
 import bnn_impls as B
 from bench.config import BenchConfig
 from bench.flops import count_flops
-from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
+from bench.gpu_peaks import throughput_columns
+from bench.levers import build_train_steps, check_config_levers
+from bench.memory import CudaPeak, Nvml, cap_cuda_memory, saved_tensor_bytes
 from bench.provenance import device_name
 from bench.result import RunResult, config_columns
 from bench.rss import peak_rss_bytes
@@ -40,14 +42,19 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     kl = config.kl or B.default_kl(config.impl)
     impl = B.get_implementation(config.impl)
     B.check_combination(config.impl, kl, config.prior)
+    check_config_levers(config)
+    if device.type == "cuda" and config.memory_limit_bytes:
+        cap_cuda_memory(device, config.memory_limit_bytes)
     batch_size = config.batch_size or task.batch_size
 
     data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
     model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
     elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
     generator = torch.Generator(device).manual_seed(config.seed)
-    step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
-                             samples=config.samples, generator=generator)
+    steps = build_train_steps(model, impl, elbo, lr=config.lr or task.lr, samples=config.samples,
+                              generator=generator, step_mode=config.step_mode, precision=config.precision,
+                              optimizer=config.optimizer, device=config.device)
+    step = steps.timed
     batches = B.endless_batches(data, batch_size, generator)
     steps_per_epoch = B.steps_per_epoch(data.n_train, batch_size)
 
@@ -55,8 +62,9 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         return step(*next(batches))
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
-    graph_bytes = saved_tensor_bytes(one_step)
-    flops = count_flops(one_step)
+    # They run the eager twin of the step: a compiled or replayed step would hide its operators.
+    graph_bytes = saved_tensor_bytes(lambda: steps.eager(*next(batches)))
+    flops = count_flops(lambda: steps.eager(*next(batches)))
     for _ in range(config.warmup_steps):
         one_step()
 
@@ -115,6 +123,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         flops_per_step=flops,
         torch_version=torch.__version__,
     )
+    row.update(throughput_columns(flops, stats.step_s_median, config.device, row["device_name"]))
     if on_cuda:
         row.update(peak_allocated_bytes=cuda_peak.allocated, peak_reserved_bytes=cuda_peak.reserved)
         used = [u for u in nvml_used if u is not None]

@@ -82,6 +82,9 @@ class Common:
     dtype: str = "float32"
     data_dir: Optional[str] = None
     memory_limit_bytes: Optional[int] = None
+    step_mode: str = "eager"
+    precision: str = "fp32"
+    optimizer: str = "adam"
 
 
 PROFILES = {
@@ -145,5 +148,6 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             axes, steps=b.steps, epochs=b.epochs, repeats=b.repeats, warmup_steps=b.warmup, timeout_s=b.timeout_s,
             threads=common.threads, batch_size=common.batch_size, seed=common.seed, dtype=common.dtype,
             data_dir=common.data_dir, memory_limit_bytes=common.memory_limit_bytes,
+            step_mode=common.step_mode, precision=common.precision, optimizer=common.optimizer,
         )
     return dedupe(configs)

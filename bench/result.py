@@ -34,6 +34,9 @@ def config_columns(config: BenchConfig) -> dict:
         "cpu_model": cpu_model(),
         "git_commit": git_commit(),
         "timestamp": now_iso(),
+        "step_mode": config.step_mode,
+        "precision": config.precision,
+        "optimizer": config.optimizer,
     }
 
 

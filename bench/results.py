@@ -77,8 +77,11 @@ def _corrupt(path: Path, line: int, why: str) -> UsageError:
     return UsageError(f"{path} line {line} is corrupt ({why}): move the file away or start a new --out")
 
 
-def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
-    """Rows of a CSV written by this module, every line checked; a missing or empty file has none."""
+def _read_table(path: Path, columns: Sequence[str], *, allow_older: bool = False) -> list[dict]:
+    """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
+
+    `allow_older`: a header that is a leading part of `columns` was written by an earlier version
+    (columns are only ever appended); its rows read with the newer columns empty."""
     if not path.exists() or path.stat().st_size == 0:
         return []
     with open(path, "rb") as f:
@@ -93,21 +96,27 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
         raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
-    if tuple(header) != tuple(columns):
+    older = allow_older and 0 < len(header) < len(columns) and tuple(header) == tuple(columns[: len(header)])
+    if tuple(header) != tuple(columns) and not older:
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
-        if len(fields) != len(columns):
-            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(columns)}")
-        rows.append(dict(zip(columns, fields)))
+        if len(fields) != len(header):
+            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(header)}")
+        rows.append(dict(zip(columns, fields + [""] * (len(columns) - len(fields)))))
     return rows
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def read_runs(out_dir) -> list[dict]:
     """runs.csv as a list of {column: text}, validated: header, field counts, statuses, repeat counts."""
     path = Path(out_dir) / RUNS_FILE
-    rows = _read_table(path, RUNS_COLUMNS)
+    rows = _read_table(path, RUNS_COLUMNS, allow_older=True)
     for number, row in enumerate(rows, start=2):
         if row["status"] not in STATUSES:
             raise _corrupt(path, number, f"status {row['status']!r} is not one of {', '.join(STATUSES)}")
@@ -216,6 +225,9 @@ class ResultsWriter:
         if nonempty:
             # Validate everything before the first append, so a corrupt file is never appended to.
             read_repeats(self.dir)
+            if self.resumed and _header(self.runs_path) != list(RUNS_COLUMNS):
+                raise UsageError(f"{self.runs_path} was written by an earlier bnn-bench with fewer columns: "
+                                 "--resume cannot append to it, start a new --out")
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))

@@ -50,6 +50,14 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    # Speed levers (bench/levers.py) and throughput against the GPU's datasheet peaks (bench/gpu_peaks.py).
+    "step_mode",
+    "precision",
+    "optimizer",
+    "achieved_tflops",
+    "mfu_fp32",
+    "mfu_tf32",
+    "mfu_bf16",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

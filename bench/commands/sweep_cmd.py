@@ -100,6 +100,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
     setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
     setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    levers = parser.add_argument_group("levers (one value per sweep; recorded in every row and its run_id)")
+    levers.add_argument("--step-mode", default="eager", metavar="MODE",
+                        help="eager (default), compile (torch.compile of the loss), cudagraphs (whole step "
+                             "captured and replayed; CUDA only)")
+    levers.add_argument("--precision", default="fp32", metavar="P",
+                        help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast)")
+    levers.add_argument("--optimizer", default="adam", metavar="OPT",
+                        help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -124,8 +132,15 @@ def grid_from_args(args) -> list[BenchConfig]:
         devices=devices, threads=args.threads or default_threads(), batch_size=args.batch_size, seed=args.seed,
         dtype=args.dtype, data_dir=args.data_dir,
         memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
+        step_mode=getattr(args, "step_mode", "eager"), precision=getattr(args, "precision", "fp32"),
+        optimizer=getattr(args, "optimizer", "adam"),
     )
-    return build_grid(profile, overrides, common)
+    configs = build_grid(profile, overrides, common)
+    from bench.levers import check_config_levers  # imports torch: only once the grid is known
+
+    for config in configs:  # a lever that cannot run here fails now, not once per config
+        check_config_levers(config)
+    return configs
 
 
 def resolve_out(args, profile: str) -> Path:
