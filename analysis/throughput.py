@@ -25,7 +25,7 @@ def _with_levers(ok: pd.DataFrame) -> pd.DataFrame:
     for column, default in zip(LEVER_COLUMNS, BASELINE):
         if column not in frame:
             frame[column] = default
-        frame[column] = frame[column].fillna(default)
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), default)
     frame["lever"] = frame.apply(_lever_label, axis=1)
     return frame
 
