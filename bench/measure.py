@@ -43,7 +43,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     impl = B.get_implementation(config.impl)
     B.check_combination(config.impl, kl, config.prior)
     check_config_levers(config)
-    if device.type == "cuda" and config.memory_limit_bytes:
+    if device.type == "cuda":  # also lifts a cap an earlier config left in this process (inline executor)
         cap_cuda_memory(device, config.memory_limit_bytes)
     batch_size = config.batch_size or task.batch_size
 

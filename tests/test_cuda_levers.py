@@ -52,5 +52,8 @@ def test_memory_limit_on_cuda_makes_direct_mc_an_oom_row():
 
     config = BenchConfig(impl="vmap_lrt", task="mnist", samples=1, device="cuda", kl="mc", n_mc=10_000, steps=1,
                          repeats=1, warmup_steps=0, memory_limit_bytes=2 * 2**30)
-    result = run_config(config, measure, isolated=False)
+    try:
+        result = run_config(config, measure, isolated=False)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
     assert result.row["status"] == "oom", result.row.get("error")
