@@ -248,6 +248,10 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
         lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) on {top['task']} "
                      f"at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
 
+    from analysis.throughput import throughput_section
+
+    lines += throughput_section(ok, markdown_table)
+
     lines += ["", "## Figures", ""]
     for p in figure_paths:
         if p.suffix == ".png":

@@ -41,6 +41,10 @@ TRAINING_OPTIONS = {
     "mixture_sigma2": math.exp(-6),
     "task": None,  # with a model instead of a task name: the task whose data, likelihood and defaults to use
     "data": None,  # a bnn_impls.Dataset to train on instead of the task's own
+    # Speed levers (bench/levers.py): how the step runs, in which precision, with which Adam kernel.
+    "step_mode": "eager",
+    "precision": "fp32",
+    "optimizer": "adam",
 }
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -70,6 +74,7 @@ class Training:
     generator: torch.Generator  # every draw of the run (batches, weight and KL noise) comes from it
     train_step: Callable[[torch.Tensor, torch.Tensor], B.LossTerms]  # (x, y) -> detached loss terms
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]]  # endless on-device minibatches
+    eager_step: Optional[Callable[[torch.Tensor, torch.Tensor], B.LossTerms]] = None  # the un-compiled twin
     kl: str = ""  # the KL estimator's name (a peer's own KL is recorded under its declared default)
     kl_weight: Optional[float] = None  # the factor the loss puts on the KL (1/N for ours)
     loss_note: str = ""  # how the loss differs from our ELBO ("" for ours)
@@ -78,6 +83,11 @@ class Training:
         """Draw the next minibatch and take one optimizer step on it; returns the (detached) loss terms
         that step computed before its update."""
         return self.train_step(*next(self.batches))
+
+    def instrumented_step(self) -> B.LossTerms:
+        """One step through the eager twin of the step (the same step unless a lever compiles or
+        replays it): what the operator, memory and FLOP counters must see."""
+        return (self.eager_step or self.train_step)(*next(self.batches))
 
     def steps(self, n: int) -> None:
         """`n` optimizer steps on the next `n` minibatches."""
@@ -158,10 +168,16 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
     if model is None:
         model = _build_model(task, device=device, dtype=dtype, seed=seed)
     spec = B.ElboSpec(task.likelihood, kl, prior, data.n_train, opts["n_mc"])
-    optimizer = B.make_optimizer(model, opts["lr"] or task.lr)
-    train_step = B.make_train_step(model, implementation, spec, optimizer, samples=samples, generator=generator)
+    from bench.levers import build_train_steps, check_levers
+
+    check_levers(opts["step_mode"], opts["precision"], opts["optimizer"], str(device),
+                 dtype=opts["dtype"] if isinstance(opts["dtype"], str) else "float32")
+    lever_steps = build_train_steps(model, implementation, spec, lr=opts["lr"] or task.lr, samples=samples,
+                                    generator=generator, step_mode=opts["step_mode"], precision=opts["precision"],
+                                    optimizer=opts["optimizer"], device=str(device))
+    optimizer, train_step = lever_steps.optimizer, lever_steps.timed
     return Training(model=model, optimizer=optimizer, spec=spec, data=data, task=task, impl=impl, samples=samples,
-                    batch_size=batch_size, generator=generator, train_step=train_step,
+                    batch_size=batch_size, generator=generator, train_step=train_step, eager_step=lever_steps.eager,
                     batches=B.endless_batches(data, batch_size, generator), kl=kl, kl_weight=spec.kl_weight,
                     loss_note=registry.capabilities(impl).loss_note)
 

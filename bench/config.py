@@ -54,6 +54,10 @@ class BenchConfig:
     mixture_pi: float = 0.5
     mixture_sigma1: float = 1.0
     mixture_sigma2: float = math.exp(-6)
+    # Speed levers (bench/levers.py): how the step runs, in which precision, with which Adam.
+    step_mode: str = "eager"
+    precision: str = "fp32"
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -13,7 +13,9 @@ import torch
 from bench.api import DTYPES, build_training, resolve_dtype, training_options  # noqa: F401 (DTYPES re-exported)
 from bench.config import BenchConfig
 from bench.flops import count_flops
-from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
+from bench.gpu_peaks import throughput_columns
+from bench.levers import check_config_levers
+from bench.memory import CudaPeak, Nvml, cap_cuda_memory, saved_tensor_bytes
 from bench.provenance import device_name
 from bench.result import RunResult, config_columns
 from bench.rss import peak_rss_bytes
@@ -24,19 +26,23 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     """`clock` replaces the synchronized wall clock (tests inject a fake one)."""
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
+    check_config_levers(config)
+    if device.type == "cuda":  # also lifts a cap an earlier config left in this process (inline executor)
+        cap_cuda_memory(device, config.memory_limit_bytes)
     training = build_training(config.task, config.impl, config.samples, **training_options(config))
     one_step = training.step
     steps_per_epoch = training.steps_per_epoch
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
+    # They run the eager twin of the step: a compiled or replayed step would hide its operators.
     try:
-        graph_bytes = saved_tensor_bytes(one_step)
+        graph_bytes = saved_tensor_bytes(training.instrumented_step)
     except RuntimeError as e:
         # torch.func.grad refuses saved-tensor hooks (posteriors_vi): the figure cannot be taken, so it stays empty.
         if "saved tensor hooks" not in str(e):
             raise
         graph_bytes = None
-    flops = count_flops(one_step)
+    flops = count_flops(training.instrumented_step)
     for _ in range(config.warmup_steps):
         one_step()
 
@@ -98,6 +104,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         kl_weight=training.kl_weight,
         loss_note=training.loss_note,
     )
+    row.update(throughput_columns(flops, stats.step_s_median, config.device, row["device_name"]))
     if on_cuda:
         row.update(peak_allocated_bytes=cuda_peak.allocated, peak_reserved_bytes=cuda_peak.reserved)
         used = [u for u in nvml_used if u is not None]

@@ -44,6 +44,16 @@ def saved_tensor_bytes(fn: Callable[[], object]) -> int:
     return counter.nbytes
 
 
+def cap_cuda_memory(device: torch.device, limit_bytes: Optional[int]) -> None:
+    """`--memory-limit` on a GPU: the caching allocator refuses allocations beyond `limit_bytes`
+    (raising torch.cuda.OutOfMemoryError, an `oom` row); None lifts the cap. The address-space cap
+    used on the CPU cannot serve here: CUDA reserves far more virtual memory than it uses and would
+    not start."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = 1.0 if not limit_bytes else min(1.0, limit_bytes / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
 class CudaPeak:
     """Allocator peaks over measured regions: reset before each region, max over all of them."""
 

@@ -92,6 +92,9 @@ class Common:
     mixture_pi: float = 0.5
     mixture_sigma1: float = 1.0
     mixture_sigma2: float = math.exp(-6)
+    step_mode: str = "eager"
+    precision: str = "fp32"
+    optimizer: str = "adam"
 
 
 PROFILES = {
@@ -168,6 +171,7 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             data_dir=common.data_dir, memory_limit_bytes=common.memory_limit_bytes,
             prior_sigma=common.prior_sigma, mixture_pi=common.mixture_pi, mixture_sigma1=common.mixture_sigma1,
             mixture_sigma2=common.mixture_sigma2,
+            step_mode=common.step_mode, precision=common.precision, optimizer=common.optimizer,
         )
     return dedupe(configs)
 

@@ -38,6 +38,9 @@ def config_columns(config: BenchConfig) -> dict:
         "mixture_pi": config.mixture_pi,
         "mixture_sigma1": config.mixture_sigma1,
         "mixture_sigma2": config.mixture_sigma2,
+        "step_mode": config.step_mode,
+        "precision": config.precision,
+        "optimizer": config.optimizer,
     }
 
 

@@ -80,7 +80,10 @@ def _corrupt(path: Path, line: int, why: str) -> UsageError:
 
 
 def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
-    """Rows of a CSV written by this module, every line checked; a missing or empty file has none."""
+    """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
+
+    A header that is a leading part of `columns` was written by an earlier version (columns are only
+    ever appended); its rows read with the newer columns empty (see `_known_header`)."""
     if not path.exists() or path.stat().st_size == 0:
         return []
     with open(path, "rb") as f:

@@ -58,6 +58,14 @@ RUNS_COLUMNS = (
     # What the loss multiplied the KL by, and how it differs from our ELBO (peer libraries; "" for ours).
     "kl_weight",
     "loss_note",
+    # Speed levers (bench/levers.py) and throughput against the GPU's datasheet peaks (bench/gpu_peaks.py).
+    "step_mode",
+    "precision",
+    "optimizer",
+    "achieved_tflops",
+    "mfu_fp32",
+    "mfu_tf32",
+    "mfu_bf16",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

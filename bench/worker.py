@@ -71,7 +71,10 @@ def run_config(config: BenchConfig, target: Callable[[BenchConfig], RunResult], 
     (config.memory_limit_bytes) and report its own peak RSS. The inline executor passes False:
     a cap would stay on the sweep itself, and its RSS mixes every config run so far.
     """
-    limit = config.memory_limit_bytes if isolated else None
+    # On CUDA the cap is the allocator's (bench.memory.cap_cuda_memory, set by the measurement):
+    # an address-space cap would stop CUDA from initializing at all.
+    on_cuda = str(config.device).startswith("cuda")
+    limit = config.memory_limit_bytes if isolated and not on_cuda else None
     previous = _cap_address_space(limit) if limit else None
     failure = None
     try:

@@ -140,6 +140,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     preview.add_argument("--estimate-from", metavar="DIR",
                          help="results directory whose step times the dry run's estimate uses (default: the newest "
                               "rows of this machine found under results/)")
+    levers = parser.add_argument_group("levers (one value per sweep; recorded in every row and its run_id)")
+    levers.add_argument("--step-mode", default="eager", metavar="MODE",
+                        help="eager (default), compile (torch.compile of the loss), cudagraphs (whole step "
+                             "captured and replayed; CUDA only)")
+    levers.add_argument("--precision", default="fp32", metavar="P",
+                        help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast)")
+    levers.add_argument("--optimizer", default="adam", metavar="OPT",
+                        help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -166,10 +174,15 @@ def grid_from_args(args) -> list[BenchConfig]:
         memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
         prior_sigma=args.prior_sigma, mixture_pi=args.mixture_pi, mixture_sigma1=args.mixture_sigma1,
         mixture_sigma2=args.mixture_sigma2,
+        step_mode=getattr(args, "step_mode", "eager"), precision=getattr(args, "precision", "fp32"),
+        optimizer=getattr(args, "optimizer", "adam"),
     )
-    if profile is None:
-        return flag_grid(overrides, common)
-    return build_grid(profile, overrides, common)
+    configs = flag_grid(overrides, common) if profile is None else build_grid(profile, overrides, common)
+    from bench.levers import check_config_levers  # imports torch: only once the grid is known
+
+    for config in configs:  # a lever that cannot run here fails now, not once per config
+        check_config_levers(config)
+    return configs
 
 
 def resolve_out(args, profile: str) -> Path:

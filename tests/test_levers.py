@@ -1,0 +1,127 @@
+"""Speed levers (bench/levers.py): each runs on the CPU or fails with one line naming the fix."""
+
+import pytest
+import torch
+
+import bnn_impls as B
+from bench.config import BenchConfig
+from bench.levers import build_optimizer, build_train_steps, check_levers
+from bench.measure import measure
+from bench.commands.sweep_cmd import grid_from_args
+from bench.cli import build_parser
+
+
+def _setup(seed=0):
+    spec = B.TASK_SPECS["regression"]
+    model = B.BayesianMLP((1, 16, 16, 1), generator=torch.Generator().manual_seed(seed))
+    elbo = B.ElboSpec(spec.likelihood, "closed", B.make_prior("gaussian"), 1024)
+    x = torch.randn(32, 1, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(32, 1, generator=torch.Generator().manual_seed(2))
+    return model, elbo, x, y
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(step_mode="cudagraphs"), "cudagraphs needs a CUDA device"),
+    (dict(precision="tf32"), "tf32 needs a CUDA device"),
+    (dict(step_mode="jit"), "unknown --step-mode 'jit'"),
+    (dict(optimizer="sgd"), "unknown --optimizer 'sgd'"),
+    (dict(precision="fp8"), "unknown --precision 'fp8'"),
+])
+def test_levers_that_cannot_run_on_cpu_fail_with_one_line(kwargs, match):
+    args = dict(step_mode="eager", precision="fp32", optimizer="adam", device="cpu")
+    args.update(kwargs)
+    with pytest.raises(B.BnnConfigError, match=match) as info:
+        check_levers(**args)
+    assert "\n" not in str(info.value)
+
+
+def test_compile_needs_a_warmup_step_and_precision_needs_float32():
+    with pytest.raises(B.BnnConfigError, match="--warmup >= 1"):
+        check_levers("compile", "fp32", "adam", "cpu", warmup_steps=0)
+    with pytest.raises(B.BnnConfigError, match="--dtype float32"):
+        check_levers("eager", "bf16", "adam", "cpu", dtype="float64")
+
+
+@pytest.mark.parametrize("name,foreach,fused", [
+    ("adam", None, None), ("adam_loop", False, None), ("adam_foreach", True, None), ("adam_fused", None, True),
+])
+def test_optimizer_lever_selects_the_adam_kernel(name, foreach, fused):
+    model, *_ = _setup()
+    opt = build_optimizer(model, 1e-3, name)
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["foreach"] is foreach
+    assert opt.defaults["fused"] is fused
+    assert build_optimizer(model, 1e-3, name, capturable=True).defaults["capturable"] is True
+
+
+@pytest.mark.parametrize("optimizer", ["adam_loop", "adam_foreach", "adam_fused"])
+def test_adam_kernels_take_the_same_step(optimizer):
+    """Same draws, same gradients: every Adam kernel must land on the same parameters (to rounding)."""
+    results = []
+    for name in ("adam", optimizer):
+        model, elbo, x, y = _setup()
+        steps = build_train_steps(model, B.get_implementation("vmap_lrt"), elbo, lr=1e-2, samples=2,
+                                  generator=torch.Generator().manual_seed(3), optimizer=name)
+        for _ in range(3):
+            steps.timed(x, y)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_runs_the_forward_in_bfloat16_on_cpu():
+    model, elbo, x, y = _setup()
+    steps = build_train_steps(model, B.get_implementation("vmap"), elbo, lr=1e-3, samples=2,
+                              generator=torch.Generator().manual_seed(0), precision="bf16")
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        terms = steps.timed(x, y)
+    assert torch.isfinite(terms.loss)
+    assert torch.bfloat16 in saved  # the forward's matmuls ran in bfloat16 and saved bf16 activations
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights and Adam stay fp32
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+def test_bf16_changes_the_saved_graph_and_the_loss_only_slightly():
+    out = {}
+    for precision in ("fp32", "bf16"):
+        row = measure(BenchConfig(impl="vmap_lrt", task="regression", samples=4, steps=1, repeats=1, warmup_steps=1,
+                                  precision=precision)).row
+        out[precision] = row
+        assert row["precision"] == precision and row["status"] == "ok"
+    assert out["bf16"]["graph_bytes"] < out["fp32"]["graph_bytes"]  # bf16 activations saved for backward
+    assert out["bf16"]["run_id"] != out["fp32"]["run_id"]
+
+
+def test_default_levers_keep_the_run_id_of_earlier_releases():
+    config = BenchConfig(impl="vmap", task="mnist", samples=2)
+    assert config.run_id == BenchConfig(impl="vmap", task="mnist", samples=2, step_mode="eager", precision="fp32",
+                                        optimizer="adam").run_id
+    assert config.run_id != config.replace(optimizer="adam_fused").run_id
+
+
+@pytest.mark.slow  # compiling takes about a minute on 2 CPU cores
+def test_compile_step_matches_eager_on_cpu():
+    """torch.compile of the loss either works here and gives eager's loss, or the test says why it cannot."""
+    losses = {}
+    for mode in ("eager", "compile"):
+        model, elbo, x, y = _setup()
+        steps = build_train_steps(model, B.get_implementation("vmap_lrt"), elbo, lr=1e-3, samples=2,
+                                  generator=torch.Generator().manual_seed(5), step_mode=mode)
+        try:
+            losses[mode] = float(steps.timed(x, y).loss)
+        except Exception as e:  # no C++ compiler for inductor, say: a clear failure, not a silent fallback
+            pytest.skip(f"torch.compile cannot run here: {type(e).__name__}: {str(e).splitlines()[0]}")
+    assert losses["compile"] == pytest.approx(losses["eager"], rel=1e-4)
+
+
+def test_sweep_flags_reach_every_config_and_bad_levers_fail_before_running():
+    parser = build_parser()
+    args = parser.parse_args(["sweep", "--profile", "paper", "--task", "regression", "--impl", "vmap", "--samples", "1,2",
+                              "--device", "cpu", "--precision", "bf16", "--optimizer", "adam_fused", "--steps", "1"])
+    configs = grid_from_args(args)
+    assert {(c.precision, c.optimizer, c.step_mode) for c in configs} == {("bf16", "adam_fused", "eager")}
+    args = parser.parse_args(["sweep", "--profile", "paper", "--task", "regression", "--device", "cpu",
+                              "--step-mode", "cudagraphs"])
+    with pytest.raises(B.BnnConfigError, match="needs a CUDA device"):
+        grid_from_args(args)
