@@ -47,6 +47,9 @@ class BenchConfig:
     # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
     # `oom` row instead of taking the machine down with it.
     memory_limit_bytes: Optional[int] = None
+    # Also count one step's CPU instructions under Valgrind's Callgrind (bench/counters.py): exact,
+    # but minutes per config here, so only where asked for.
+    count_instructions: bool = False
 
     def __post_init__(self) -> None:
         if self.samples < 1:

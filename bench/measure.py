@@ -7,12 +7,14 @@ in a fresh subprocess (local), or on a cluster node (slurm). It never writes fil
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Protocol
 
 import torch
 
 import bnn_impls as B
 from bench.config import BenchConfig
+from bench.counters import count_instructions, count_ops
 from bench.flops import count_flops
 from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
 from bench.provenance import device_name
@@ -23,6 +25,15 @@ from bench.timing import summarize, time_block
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
+class Pacer(Protocol):
+    """Paces the timed repeats from outside (bench/rounds.py): blocks until repeat `index` may run,
+    and hears its time. Called outside the timed interval."""
+
+    def before_repeat(self, index: int) -> None: ...
+
+    def after_repeat(self, index: int, seconds: float, steps: int) -> None: ...
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     try:
         return DTYPES[name]
@@ -30,8 +41,24 @@ def resolve_dtype(name: str) -> torch.dtype:
         raise B.BnnConfigError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}") from None
 
 
-def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None) -> RunResult:
-    """`clock` replaces the synchronized wall clock (tests inject a fake one)."""
+@dataclass(frozen=True)
+class Training:
+    """A config's training loop, built and ready to step (shared by `measure` and the counters)."""
+
+    kl: str
+    batch_size: int
+    data: object
+    step: Callable
+    batches: Iterator
+    generator: torch.Generator
+    steps_per_epoch: int
+
+    def one_step(self):
+        return self.step(*next(self.batches))
+
+
+def build_training(config: BenchConfig) -> Training:
+    """Model, data, optimizer and step function of `config`, seeded; nothing stepped yet."""
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
     dtype = resolve_dtype(config.dtype)
@@ -49,14 +76,24 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
                              samples=config.samples, generator=generator)
     batches = B.endless_batches(data, batch_size, generator)
-    steps_per_epoch = B.steps_per_epoch(data.n_train, batch_size)
+    return Training(kl, batch_size, data, step, batches, generator, B.steps_per_epoch(data.n_train, batch_size))
 
-    def one_step():
-        return step(*next(batches))
+
+def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
+            pacer: Optional[Pacer] = None) -> RunResult:
+    """`clock` replaces the synchronized wall clock (tests inject a fake one). `pacer` (interleaved
+    rounds, bench/rounds.py) decides when each repeat runs and hears each one's time."""
+    device = torch.device(config.device)
+    training = build_training(config)
+    kl, batch_size, data, step, batches = training.kl, training.batch_size, training.data, training.step, training.batches
+    generator, steps_per_epoch = training.generator, training.steps_per_epoch
+    one_step = training.one_step
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
     graph_bytes = saved_tensor_bytes(one_step)
     flops = count_flops(one_step)
+    op_counts = count_ops(one_step)
+    instructions = count_instructions(config) if config.count_instructions else None
     for _ in range(config.warmup_steps):
         one_step()
 
@@ -78,7 +115,9 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     cuda_peak = CudaPeak(device) if on_cuda else None
     nvml = Nvml(device) if on_cuda else None
     seconds, energy_mj, nvml_used = [], [], []
-    for _ in range(config.repeats):
+    for index in range(config.repeats):
+        if pacer is not None:
+            pacer.before_repeat(index)
         if on_cuda:
             with cuda_peak.region():
                 e0 = nvml.energy_mj()
@@ -89,6 +128,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
             nvml_used.append(nvml.used_bytes())
         else:
             seconds.append(time_block(block, clock=clock))
+        if pacer is not None:
+            pacer.after_repeat(index, seconds[-1], steps_per_repeat)
 
     final_loss = float(one_step().loss)
     steps = [steps_per_repeat] * config.repeats
@@ -115,6 +156,10 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         flops_per_step=flops,
         torch_version=torch.__version__,
     )
+    if op_counts is not None:
+        row.update(aten_ops_per_step=op_counts.total, alloc_bytes_per_step=op_counts.alloc_bytes)
+    if instructions is not None:
+        row.update(instructions_per_step=instructions.per_step, instructions_note=instructions.note)
     if on_cuda:
         row.update(peak_allocated_bytes=cuda_peak.allocated, peak_reserved_bytes=cuda_peak.reserved)
         used = [u for u in nvml_used if u is not None]
@@ -122,4 +167,4 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
             row["nvml_used_bytes"] = max(used)
         if len(energy_mj) == config.repeats:
             row["energy_j_per_step"] = sum(energy_mj) / 1000.0 / sum(steps)
-    return RunResult(row=row, repeats=tuple(zip(seconds, steps)))
+    return RunResult(row=row, repeats=tuple(zip(seconds, steps)), op_counts=op_counts.ops if op_counts else None)

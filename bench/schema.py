@@ -50,7 +50,18 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    # Deterministic cost counters (bench/counters.py), gated tightly by `check`.
+    "aten_ops_per_step",
+    "alloc_bytes_per_step",
+    "instructions_per_step",
+    "instructions_note",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
-REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps")
+REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
+#: repeats.csv as written before interleaved rounds (no `round` column): still read.
+REPEATS_COLUMNS_V1 = ("run_id", "repeat", "seconds", "steps")
+
+#: Per-config ATen operator counts of one step, long format (bench/counters.py).
+OPS_FILE = "ops.csv"
+OPS_COLUMNS = ("run_id", "op", "count")

@@ -113,3 +113,15 @@ BY_SAMPLES = {1: ok, 2: raises, 3: sleeps, 4: allocates, 5: segfaults, 6: ok}
 
 def by_samples(config: BenchConfig) -> RunResult:
     return BY_SAMPLES.get(config.samples, ok)(config)
+
+
+def paced_ok(config: BenchConfig, pacer=None) -> RunResult:
+    """`ok`, its repeats paced like bench.measure's (interleaved rounds), with op counts for ops.csv."""
+    result = ok(config)
+    if pacer is not None:
+        for i, (seconds, steps) in enumerate(result.repeats):
+            pacer.before_repeat(i)
+            pacer.after_repeat(i, seconds, steps)
+    return RunResult(row=dict(result.row, aten_ops_per_step=10 * config.samples),
+                     repeats=result.repeats, op_counts={"aten.mm.default": 6 * config.samples,
+                                                        "aten.add.Tensor": 4 * config.samples})
