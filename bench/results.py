@@ -19,8 +19,8 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.provenance import now_iso
 from bench.result import RunResult
-from bench.schema import (META_FILE, OPS_COLUMNS, OPS_FILE, REPEATS_COLUMNS, REPEATS_COLUMNS_V1, REPEATS_FILE,
-                          RUNS_COLUMNS, RUNS_FILE, STATUSES)
+from bench.schema import (META_FILE, OPS_COLUMNS, OPS_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE,
+                          STATUSES)
 
 # ---------------------------------------------------------------------------------------------
 # Formatting
@@ -49,9 +49,10 @@ def format_line(values: Sequence) -> bytes:
     return buffer.getvalue().encode()
 
 
-def runs_line(row: dict) -> bytes:
-    """A runs.csv line in schema order; missing columns empty, keys outside the schema not written."""
-    return format_line([row.get(column) for column in RUNS_COLUMNS])
+def runs_line(row: dict, columns: Sequence[str] = RUNS_COLUMNS) -> bytes:
+    """A runs.csv line in schema order; missing columns empty, keys outside the schema not written.
+    `columns`: those of the file appended to (a resumed file from before columns were added)."""
+    return format_line([row.get(column) for column in columns])
 
 
 def repeats_lines(run_id: str, repeats: Iterable, rounds: Sequence[int] = (), *, with_round: bool = True) -> bytes:
@@ -65,6 +66,11 @@ def repeats_lines(run_id: str, repeats: Iterable, rounds: Sequence[int] = (), *,
 
 def ops_lines(run_id: str, op_counts: dict) -> bytes:
     return b"".join(format_line((run_id, op, int(count))) for op, count in sorted(op_counts.items()))
+
+
+def _header(path: Path) -> tuple:
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader([f.readline()]), []))
 
 
 def _append(path: Path, data: bytes) -> None:
@@ -87,9 +93,10 @@ def _corrupt(path: Path, line: int, why: str) -> UsageError:
     return UsageError(f"{path} line {line} is corrupt ({why}): move the file away or start a new --out")
 
 
-def _read_table(path: Path, columns: Sequence[str], older: Sequence[Sequence[str]] = ()) -> list[dict]:
+def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
     """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
-    A file with one of the `older` headers (columns since appended) reads with the new ones empty."""
+    A file written before columns were appended (its header a prefix of `columns`) reads with the
+    newer columns empty."""
     if not path.exists() or path.stat().st_size == 0:
         return []
     with open(path, "rb") as f:
@@ -104,7 +111,7 @@ def _read_table(path: Path, columns: Sequence[str], older: Sequence[Sequence[str
         raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
     lines.pop()
     header = tuple(next(csv.reader([lines[0]]))) if lines else ()
-    if header != tuple(columns) and header not in {tuple(o) for o in older}:
+    if not header or header != tuple(columns)[: len(header)]:
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
     missing = {c: "" for c in columns[len(header):]}
     rows = []
@@ -138,7 +145,7 @@ def read_repeats(out_dir) -> list[dict]:
     config was re-run after such a kill, all but the last `repeats` rows of its run_id.
     """
     path = Path(out_dir) / REPEATS_FILE
-    raw = _read_table(path, REPEATS_COLUMNS, older=(REPEATS_COLUMNS_V1,))
+    raw = _read_table(path, REPEATS_COLUMNS)
     by_run: dict[str, list[dict]] = {}
     for number, row in enumerate(raw, start=2):
         try:
@@ -254,9 +261,9 @@ class ResultsWriter:
                               (self.ops_path, OPS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))
-        # A resumed directory from before interleaved rounds keeps its four repeats columns.
-        with open(self.repeats_path, "rb") as f:
-            self._repeats_with_round = f.readline().strip() == format_line(REPEATS_COLUMNS).strip()
+        # A resumed directory from before columns were appended keeps its own columns.
+        self._runs_columns = _header(self.runs_path)
+        self._repeats_with_round = "round" in _header(self.repeats_path)
 
     def _ensure_writable(self) -> None:
         """Create the directory and a probe file: the only reliable test (permissions lie for root)."""
@@ -279,7 +286,7 @@ class ResultsWriter:
                                                      with_round=self._repeats_with_round))
         if result.op_counts:
             _append(self.ops_path, ops_lines(run_id, result.op_counts))
-        _append(self.runs_path, runs_line(result.row))
+        _append(self.runs_path, runs_line(result.row, self._runs_columns))
 
     # meta.json -----------------------------------------------------------------------------
 

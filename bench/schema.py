@@ -59,8 +59,8 @@ RUNS_COLUMNS = (
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
 REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
-#: repeats.csv as written before interleaved rounds (no `round` column): still read.
-REPEATS_COLUMNS_V1 = ("run_id", "repeat", "seconds", "steps")
+#: Files written before columns were appended (a header that is a prefix of these) are still read,
+#: the newer columns empty, and a resumed one is appended to in its own columns.
 
 #: Per-config ATen operator counts of one step, long format (bench/counters.py).
 OPS_FILE = "ops.csv"

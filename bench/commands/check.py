@@ -56,6 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", help="where the fresh run goes (default results/runs/check-<timestamp>)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="how the fresh run's configs run")
     parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is, for the fresh run")
+    # Advanced: the config -> RunResult function of the fresh run (tests inject fakes, as with sweep).
+    parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
     return parser
 
@@ -71,7 +73,8 @@ def fresh_run(baseline: Path, args) -> Path:
     configs = load_grid(baseline)
     if args.data_dir:
         configs = [dataclasses.replace(c, data_dir=args.data_dir) for c in configs]
-    check_data(configs)
+    if not getattr(args, "target", None):  # injected targets bring their own (fake) data
+        check_data(configs)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else PROJECT_ROOT / "results" / "runs" / f"check-{stamp}"
     meta = read_meta(baseline)
@@ -80,7 +83,7 @@ def fresh_run(baseline: Path, args) -> Path:
         raise UsageError(f"the baseline was timed in {rounds} interleaved rounds, which need --executor local")
     run_sweep(configs, out, executor=args.executor, profile="check", argv=getattr(args, "argv", None) or sys.argv,
               rounds=rounds, round_seed=int(meta.get("round_seed") or 0),
-              round_workers=meta.get("round_workers") or "warm")
+              round_workers=meta.get("round_workers") or "warm", **({"target": args.target} if args.target else {}))
     return out
 
 
