@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_BASELINE = ROOT / "results" / "baseline" / "ci-rounds-epyc-2threads"
+DEFAULT_BASELINE = ROOT / "results" / "baseline" / "ci-rounds-epyc-1thread"
 METRICS = {"time / sequential": "threshold", "step time": "abs_threshold"}
 
 

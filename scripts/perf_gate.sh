@@ -8,7 +8,7 @@
 # Environment:
 #   BNN_BENCH_DATA       where MNIST is (default ../shared/data/mnist, as in .ci/run)
 #   BNN_BENCH_PLUGINS    plugin modules every benchmark process imports (how tests inject regressions)
-#   PERF_GATE_BASELINE   the baseline directory (default results/baseline/ci-rounds-epyc-2threads)
+#   PERF_GATE_BASELINE   the baseline directory (default results/baseline/ci-rounds-epyc-1thread)
 #   PERF_GATE_OUT        where the fresh run goes (default a new temporary directory)
 # Time thresholds come from the baseline's thresholds.json (scripts/derive_thresholds.py wrote
 # them from reruns of unchanged code); flags given here override them.
@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-baseline=${PERF_GATE_BASELINE:-results/baseline/ci-rounds-epyc-2threads}
+baseline=${PERF_GATE_BASELINE:-results/baseline/ci-rounds-epyc-1thread}
 data_dir=${BNN_BENCH_DATA:-../shared/data/mnist}
 out=${PERF_GATE_OUT:-$(mktemp -d)/perf-gate}
 if [ ! -d "$baseline" ]; then

@@ -109,9 +109,26 @@ def test_a_worker_killed_mid_rounds_costs_only_its_row(tmp_path, monkeypatch):
     assert len(read_repeats(out)) == 8
 
 
-def test_old_repeats_files_without_round_still_read():
-    reps = read_repeats(ROOT / "results" / "baseline" / "ci-epyc-2threads")
-    assert reps and all(r["round"] is None for r in reps)
+def test_files_from_before_the_new_columns_still_read_and_resume(tmp_path):
+    """runs.csv without the counter columns and repeats.csv without `round` (as written before them)."""
+    from bench.results import ResultsWriter
+    from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+    from tests.fakes import ok
+
+    out = tmp_path / "old"
+    out.mkdir()
+    old_runs, old_reps = RUNS_COLUMNS[:36], REPEATS_COLUMNS[:4]
+    first, second = _fake_grid()[:2]
+    row = ok(first).row
+    (out / "runs.csv").write_text(",".join(old_runs) + "\n" + ",".join(str(row.get(c, "")) for c in old_runs) + "\n")
+    (out / "repeats.csv").write_text(",".join(old_reps) + "\n" + "".join(
+        f"{first.run_id},{i},{s},{n}\n" for i, (s, n) in enumerate(ok(first).repeats)))
+    reps = read_repeats(out)
+    assert len(reps) == first.repeats and all(r["round"] is None for r in reps)
+    writer = ResultsWriter(out, resume=True)  # appended to in their own columns
+    writer.append(ok(second))
+    assert len(read_repeats(out)) == 2 * first.repeats
+    assert (out / "runs.csv").read_text().splitlines()[-1].count(",") == 35
 
 
 # -- the bootstrap across rounds -------------------------------------------------------------------
