@@ -12,6 +12,15 @@ What is compared, and why:
   of unchanged code moved absolute step times by up to 16% while ratios moved by at most 7%.
 - **Memory.** `graph_bytes` is deterministic: growth beyond 1% is a regression. The CUDA allocator
   peak has workspace noise: beyond 10%.
+- **Deterministic cost counters** (bench/counters.py): FLOPs, bytes allocated and Callgrind
+  instructions per step beyond `counter_threshold` (default 1%), and the ATen operators
+  dispatched per step: their counts are exact, so any operator whose count grew is a regression
+  and is named. Judged when both sides ran the same torch version (else `info`: another torch
+  dispatches other operators).
+- **Interleaved rounds** (bench/rounds.py): where both runs recorded the round of each repeat,
+  the ratio to `sequential` is formed within each round (the two were timed minutes apart at
+  most) and the change is the ratio of the medians over rounds, bootstrapped by resampling
+  rounds. Runs without rounds fall back to the ratio of medians over repeats.
 
 The decision rule follows asv's `continuous` rather than pytest-benchmark's single-run percentage:
 a change is a regression only if it is both large (more than `threshold`, default 10%) and
@@ -23,6 +32,8 @@ Point estimates are ratios of medians, which one slow repeat cannot move.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +42,8 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisInputError
+from bench.errors import UsageError
+from bench.results import read_ops
 
 MATCH_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "samples", "batch_size", "dtype")
 PARTNER_KEYS = ("task", "device", "samples", "prior", "batch_size", "dtype")
@@ -38,7 +51,14 @@ BASELINE_IMPL = "sequential"
 N_BOOT = 4000
 GRAPH_BYTES_TOLERANCE = 0.01
 CUDA_PEAK_TOLERANCE = 0.10
+COUNTER_TOLERANCE = 0.01
+#: Counters judged with `counter_threshold`: (column, label, unit divisor, unit name).
+COUNTERS = (("flops_per_step", "FLOPs / step", 1e9, "GFLOP"),
+            ("alloc_bytes_per_step", "alloc bytes / step", 2**20, "MiB"),
+            ("instructions_per_step", "instructions / step", 1e6, "M"))
 TABLE_COLUMNS = ("config", "metric", "baseline", "candidate", "change", "verdict")
+#: Every column of Comparison.table (the JSON rows): the printed ones, then the numbers behind them.
+ALL_COLUMNS = TABLE_COLUMNS + ("point", "low", "high", "threshold", "detail")
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,8 @@ class Side:
     configs: pd.DataFrame  # indexed by label
     times: dict  # label -> np.ndarray of per-step seconds
     source: str
+    rounds: dict = dataclasses.field(default_factory=dict)  # label -> round of each time (interleaved runs)
+    ops: dict = dataclasses.field(default_factory=dict)  # label -> {ATen operator: count per step}
 
 
 @dataclass(frozen=True)
@@ -92,12 +114,18 @@ def side_from_results_dir(directory) -> Side:
                                  "compare runs with one row per config")
     runs["fingerprint"] = runs.apply(lambda r: (str(r["device_name"]), str(r["torch_version"]), str(r["threads"])), axis=1)
     reps = results.repeats
-    times = {}
+    times, rounds = {}, {}
     labels = runs.set_index("run_id")["label"]
     for run_id, g in reps.groupby("run_id"):
         if run_id in labels.index:
             times[labels[run_id]] = (g["seconds"] / g["steps"]).to_numpy(float)
-    return Side(runs.set_index("label"), times, str(directory))
+            if "round" in g and g["round"].notna().all():
+                rounds[labels[run_id]] = g["round"].to_numpy(int)
+    try:
+        ops = {labels[k]: v for k, v in read_ops(directory).items() if k in labels.index}
+    except UsageError as e:
+        raise AnalysisInputError(str(e)) from None
+    return Side(runs.set_index("label"), times, str(directory), rounds, ops)
 
 
 def load_side(path) -> Side:
@@ -137,6 +165,19 @@ def change_of_ratios(base_num, base_den, cand_num, cand_den, rng) -> Change:
     point = (np.median(cand_num) / np.median(cand_den)) / (np.median(base_num) / np.median(base_den))
     boot = (_boot_medians(cand_num, rng) / _boot_medians(cand_den, rng)) / (
         _boot_medians(base_num, rng) / _boot_medians(base_den, rng))
+    return _change(point, boot)
+
+
+def round_ratios(num: np.ndarray, num_rounds: np.ndarray, den: np.ndarray, den_rounds: np.ndarray) -> np.ndarray:
+    """Per round, median(num) / median(den) over that round's repeats; rounds missing on either side dropped."""
+    common = sorted(set(num_rounds.tolist()) & set(den_rounds.tolist()))
+    return np.array([np.median(num[num_rounds == r]) / np.median(den[den_rounds == r]) for r in common], float)
+
+
+def change_of_round_ratios(base: np.ndarray, cand: np.ndarray, rng) -> Change:
+    """Change of the median per-round ratio, each side's rounds resampled (they are the independent units)."""
+    point = np.median(cand) / np.median(base)
+    boot = _boot_medians(cand, rng) / _boot_medians(base, rng)
     return _change(point, boot)
 
 
@@ -196,11 +237,47 @@ def _partner(configs: pd.DataFrame, row) -> str | None:
     return hits[0] if len(hits) else None
 
 
+def _ratio_change(base: Side, cand: Side, label, pb, pc, rng) -> tuple[Change, float, float, str]:
+    """(change, baseline ratio, candidate ratio, how): per round where both runs have rounds."""
+    tb, tc = base.times[label], cand.times[label]
+    if all(k in s.rounds for s, k in ((base, label), (base, pb), (cand, label), (cand, pc))):
+        rb = round_ratios(tb, base.rounds[label], base.times[pb], base.rounds[pb])
+        rc = round_ratios(tc, cand.rounds[label], cand.times[pc], cand.rounds[pc])
+        if len(rb) and len(rc):
+            return change_of_round_ratios(rb, rc, rng), float(np.median(rb)), float(np.median(rc)), "rounds"
+    ch = change_of_ratios(tb, base.times[pb], tc, cand.times[pc], rng)
+    return ch, np.median(tb) / np.median(base.times[pb]), np.median(tc) / np.median(cand.times[pc]), "repeats"
+
+
+def op_changes(base_ops: dict, cand_ops: dict) -> list[tuple[str, int]]:
+    """(operator, count change) for every operator whose count differs, largest growth first."""
+    names = set(base_ops) | set(cand_ops)
+    diffs = [(n, int(cand_ops.get(n, 0)) - int(base_ops.get(n, 0))) for n in names]
+    return sorted(((n, d) for n, d in diffs if d), key=lambda nd: (-nd[1], nd[0]))
+
+
+def _op_text(changes, limit: int = 4) -> str:
+    text = ", ".join(f"{n} {d:+d}" for n, d in changes[:limit])
+    return text + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")
+
+
+def _num(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(value) else value
+
+
 def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: float = 0.05, seed: int = 0,
-                  abs_threshold: float = 0.25) -> Comparison:
+                  abs_threshold: float = 0.25, counter_threshold: float = COUNTER_TOLERANCE) -> Comparison:
     check_same_grid(base, cand)
     rng = np.random.default_rng(seed)
     rows = []
+
+    def add(label, metric, b, c, change, v, point=None, low=None, high=None, limit=None, detail=""):
+        rows.append(dict(config=label, metric=metric, baseline=b, candidate=c, change=change, verdict=v,
+                         point=point, low=low, high=high, threshold=limit, detail=detail))
 
     def ok(side: Side, label: str) -> bool:
         return side.configs.loc[label, "status"] == "ok" and label in side.times and len(side.times[label]) > 0
@@ -208,10 +285,11 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
     for label in base.configs.index:
         b_row, c_row = base.configs.loc[label], cand.configs.loc[label]
         if b_row["status"] == "ok" and c_row["status"] != "ok":
-            rows.append((label, "status", "ok", c_row["status"], str(c_row.get("error", ""))[:60], "REGRESSION"))
+            add(label, "status", "ok", c_row["status"], str(c_row.get("error", ""))[:60], "REGRESSION",
+                detail=str(c_row.get("error", "")))
             continue
         if b_row["status"] != "ok" and c_row["status"] == "ok":
-            rows.append((label, "status", b_row["status"], "ok", "", "improved"))
+            add(label, "status", b_row["status"], "ok", "", "improved")
         if not (ok(base, label) and ok(cand, label)):
             continue
         tb, tc = base.times[label], cand.times[label]
@@ -220,11 +298,9 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
         if b_row["impl"] != BASELINE_IMPL:
             pb, pc = _partner(base.configs, b_row), _partner(cand.configs, c_row)
             if pb is not None and pc is not None and ok(base, pb) and ok(cand, pc):
-                ch = change_of_ratios(tb, base.times[pb], tc, cand.times[pc], rng)
-                ratio_b = np.median(tb) / np.median(base.times[pb])
-                ratio_c = np.median(tc) / np.median(cand.times[pc])
-                rows.append((label, "time / sequential", f"{ratio_b:.3f}", f"{ratio_c:.3f}", _change_text(ch),
-                             verdict(ch, threshold, alpha)))
+                ch, ratio_b, ratio_c, how = _ratio_change(base, cand, label, pb, pc, rng)
+                add(label, "time / sequential", f"{ratio_b:.3f}", f"{ratio_c:.3f}", _change_text(ch),
+                    verdict(ch, threshold, alpha), ch.point, ch.low, ch.high, threshold, f"bootstrap over {how}")
 
         # 2. absolute step time, judged only on the same machine fingerprint
         ch = change_of_medians(tb, tc, rng)
@@ -235,7 +311,8 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
             v = verdict(ch, abs_threshold, alpha, mw_slower, mw_faster)
         else:
             v = "info"
-        rows.append((label, "step time", _ms(np.median(tb)), _ms(np.median(tc)), _change_text(ch), v))
+        add(label, "step time", _ms(np.median(tb)), _ms(np.median(tc)), _change_text(ch), v, ch.point, ch.low,
+            ch.high, abs_threshold if same_machine else None, "" if same_machine else "different machines")
 
         # 3. memory
         for col, tolerance in (("graph_bytes", GRAPH_BYTES_TOLERANCE), ("peak_allocated_bytes", CUDA_PEAK_TOLERANCE)):
@@ -244,20 +321,101 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
                 continue
             growth = float(vc) / float(vb)
             v = "REGRESSION" if growth > 1 + tolerance else ("improved" if growth < 1 - tolerance else "ok")
-            rows.append((label, col, f"{float(vb) / 2**20:.2f} MiB", f"{float(vc) / 2**20:.2f} MiB", _pct(growth), v))
+            add(label, col, f"{float(vb) / 2**20:.2f} MiB", f"{float(vc) / 2**20:.2f} MiB", _pct(growth), v,
+                growth, limit=tolerance)
 
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+        # 4. deterministic counters: exact, so judged tightly, where both sides ran the same torch
+        same_torch = str(b_row.get("torch_version")) == str(c_row.get("torch_version"))
+        for col, name, unit, unit_name in COUNTERS:
+            vb, vc = _num(b_row.get(col)), _num(c_row.get(col))
+            if vb is None or vc is None or vb <= 0:
+                continue
+            growth = vc / vb
+            v = ("REGRESSION" if growth > 1 + counter_threshold else
+                 "improved" if growth < 1 / (1 + counter_threshold) else "ok") if same_torch else "info"
+            add(label, name, f"{vb / unit:.4g} {unit_name}", f"{vc / unit:.4g} {unit_name}", _pct(growth), v, growth,
+                limit=counter_threshold, detail="" if same_torch else "different torch versions")
+        vb, vc = _num(b_row.get("aten_ops_per_step")), _num(c_row.get("aten_ops_per_step"))
+        if vb is not None and vc is not None and vb > 0:
+            changes = op_changes(base.ops.get(label, {}), cand.ops.get(label, {}))
+            grew = [(n, d) for n, d in changes if d > 0]
+            if not same_torch:
+                v = "info"
+            elif grew or vc > vb:
+                v = "REGRESSION"
+            else:
+                v = "improved" if vc < vb else "ok"
+            text = _pct(vc / vb) + (f": {_op_text(changes)}" if changes else "")
+            add(label, "ATen ops / step", f"{vb:.0f}", f"{vc:.0f}", text, v, vc / vb, limit=0.0,
+                detail="; ".join(f"{n} {d:+d}" for n, d in changes))
+
+    table = pd.DataFrame(rows, columns=list(ALL_COLUMNS))
     return Comparison(table, bool((table["verdict"] == "REGRESSION").any()))
 
 
 def compare_paths(baseline, candidate, *, threshold: float = 0.10, alpha: float = 0.05, seed: int = 0,
-                  abs_threshold: float = 0.25) -> Comparison:
+                  abs_threshold: float = 0.25, counter_threshold: float = COUNTER_TOLERANCE) -> Comparison:
     return compare_sides(load_side(baseline), load_side(candidate), threshold=threshold, alpha=alpha, seed=seed,
-                         abs_threshold=abs_threshold)
+                         abs_threshold=abs_threshold, counter_threshold=counter_threshold)
 
 
-def render(comparison: Comparison) -> str:
+# -- output formats -------------------------------------------------------------------------------
+
+FORMATS = ("text", "markdown", "github")
+
+
+def render(comparison: Comparison, fmt: str = "text") -> str:
+    """The table as text (terminal), markdown (a pull-request comment) or github (the text table
+    followed by one `::error` workflow command per regressed row, which GitHub Actions turns into
+    an annotation)."""
     table = comparison.table
     if table.empty:
         return "nothing to compare: no config finished in both runs"
-    return table.to_string(index=False, justify="left")
+    shown = table[list(TABLE_COLUMNS)]
+    if fmt == "markdown":
+        return render_markdown(comparison)
+    text = shown.to_string(index=False, justify="left")
+    if fmt == "github":
+        lines = [text]
+        for _, row in comparison.regressions().iterrows():
+            lines.append(f"::error title=performance regression: {_gh(row['config'])}::"
+                         f"{_gh(row['metric'])}: {_gh(row['baseline'])} -> {_gh(row['candidate'])} ({_gh(row['change'])})")
+        return "\n".join(lines)
+    return text
+
+
+def _gh(text) -> str:
+    """A value inside a GitHub workflow command: %, CR, LF escaped as the runner expects (and : , in titles)."""
+    return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A").replace("::", "%3A%3A")
+
+
+def _md(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def render_markdown(comparison: Comparison) -> str:
+    table = comparison.table
+    regressions = comparison.regressions()
+    head = (f"**{len(set(regressions['config']))} config(s) regressed**" if len(regressions)
+            else "**No performance regression**")
+    lines = [head, "", "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for _, row in table.iterrows():
+        cells = [_md(row[c]) for c in TABLE_COLUMNS]
+        if row["verdict"] == "REGRESSION":
+            cells[-1] = "**REGRESSION**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_json(comparison: Comparison, *, baseline: str, candidate: str, settings: dict) -> str:
+    """The comparison as JSON (format documented in the README, "check --json")."""
+    def clean(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        return v.item() if hasattr(v, "item") else v
+
+    rows = [{k: clean(v) for k, v in row.items()} for row in comparison.table.to_dict(orient="records")]
+    doc = {"format": "bnn-bench-check/1", "baseline": str(baseline), "candidate": str(candidate),
+           "regressed": comparison.regressed, "settings": settings,
+           "regressions": sorted(set(comparison.regressions()["config"])), "rows": rows}
+    return json.dumps(doc, indent=2)

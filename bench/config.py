@@ -58,6 +58,9 @@ class BenchConfig:
     step_mode: str = "eager"
     precision: str = "fp32"
     optimizer: str = "adam"
+    # Also count one step's CPU instructions under Valgrind's Callgrind (bench/counters.py): exact,
+    # but minutes per config here, so only where asked for.
+    count_instructions: bool = False
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -6,12 +6,13 @@ in a fresh subprocess (local), or on a cluster node (slurm). It never writes fil
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 
-from bench.api import DTYPES, build_training, resolve_dtype, training_options  # noqa: F401 (DTYPES re-exported)
+from bench.api import DTYPES, Training, build_training, resolve_dtype, training_options  # noqa: F401 (DTYPES re-exported)
 from bench.config import BenchConfig
+from bench.counters import count_instructions, count_ops
 from bench.flops import count_flops
 from bench.gpu_peaks import throughput_columns
 from bench.levers import check_config_levers
@@ -22,14 +23,31 @@ from bench.rss import peak_rss_bytes
 from bench.timing import summarize, time_block
 
 
-def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None) -> RunResult:
-    """`clock` replaces the synchronized wall clock (tests inject a fake one)."""
+class Pacer(Protocol):
+    """Paces the timed repeats from outside (bench/rounds.py): blocks until repeat `index` may run,
+    and hears its time. Called outside the timed interval."""
+
+    def before_repeat(self, index: int) -> None: ...
+
+    def after_repeat(self, index: int, seconds: float, steps: int) -> None: ...
+
+
+def build_config_training(config: BenchConfig) -> Training:
+    """A config's training run, built through the public `build_training` with the config's threads
+    pinned; nothing stepped yet. Shared by `measure` and the counters (bench/counters.py)."""
     torch.set_num_threads(config.threads)
+    return build_training(config.task, config.impl, config.samples, **training_options(config))
+
+
+def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
+            pacer: Optional[Pacer] = None) -> RunResult:
+    """`clock` replaces the synchronized wall clock (tests inject a fake one). `pacer` (interleaved
+    rounds, bench/rounds.py) decides when each repeat runs and hears each one's time."""
     device = torch.device(config.device)
     check_config_levers(config)
     if device.type == "cuda":  # also lifts a cap an earlier config left in this process (inline executor)
         cap_cuda_memory(device, config.memory_limit_bytes)
-    training = build_training(config.task, config.impl, config.samples, **training_options(config))
+    training = build_config_training(config)
     one_step = training.step
     steps_per_epoch = training.steps_per_epoch
 
@@ -43,6 +61,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
             raise
         graph_bytes = None
     flops = count_flops(training.instrumented_step)
+    op_counts = count_ops(training.instrumented_step)
+    instructions = count_instructions(config) if config.count_instructions else None
     for _ in range(config.warmup_steps):
         one_step()
 
@@ -62,7 +82,9 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     cuda_peak = CudaPeak(device) if on_cuda else None
     nvml = Nvml(device) if on_cuda else None
     seconds, energy_mj, nvml_used = [], [], []
-    for _ in range(config.repeats):
+    for index in range(config.repeats):
+        if pacer is not None:
+            pacer.before_repeat(index)
         if on_cuda:
             with cuda_peak.region():
                 e0 = nvml.energy_mj()
@@ -73,6 +95,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
             nvml_used.append(nvml.used_bytes())
         else:
             seconds.append(time_block(block, clock=clock))
+        if pacer is not None:
+            pacer.after_repeat(index, seconds[-1], steps_per_repeat)
 
     # final_loss: the negative ELBO per training example of one more (untimed) step after the repeats,
     # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
@@ -105,6 +129,10 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         loss_note=training.loss_note,
     )
     row.update(throughput_columns(flops, stats.step_s_median, config.device, row["device_name"]))
+    if op_counts is not None:
+        row.update(aten_ops_per_step=op_counts.total, alloc_bytes_per_step=op_counts.alloc_bytes)
+    if instructions is not None:
+        row.update(instructions_per_step=instructions.per_step, instructions_note=instructions.note)
     if on_cuda:
         row.update(peak_allocated_bytes=cuda_peak.allocated, peak_reserved_bytes=cuda_peak.reserved)
         used = [u for u in nvml_used if u is not None]
@@ -112,4 +140,4 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
             row["nvml_used_bytes"] = max(used)
         if len(energy_mj) == config.repeats:
             row["energy_j_per_step"] = sum(energy_mj) / 1000.0 / sum(steps)
-    return RunResult(row=row, repeats=tuple(zip(seconds, steps)))
+    return RunResult(row=row, repeats=tuple(zip(seconds, steps)), op_counts=op_counts.ops if op_counts else None)

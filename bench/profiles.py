@@ -24,6 +24,7 @@ from bnn_impls.peers import importable_peers
 
 ALL_IMPLS = tuple(IMPLEMENTATIONS)
 REPAR_KLS = ("mc", "repar", "repar_exact")
+CI_ROUNDS = 12
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Profile:
     name: str
     description: str  # one line, shown by `list`
     blocks: tuple[Block, ...]
+    rounds: Optional[int] = None  # time the grid in this many interleaved rounds (bench/rounds.py)
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,16 @@ PROFILES = {
         ),
         Profile(
             "ci",
-            "CI's regression check (~1 min on 2 CPU cores): regression S=10 (20 steps x 9 repeats) and MNIST S=2 "
-            "(10 steps x 9 repeats), all implementations",
+            "CI's regression check (~2 min on 2 CPU cores): regression S=10 (20 steps) and MNIST S=2 (10 steps), "
+            "all implementations, in 12 interleaved rounds of one repeat each",
             # Steps of >= 25 ms and repeats of >= 0.3 s: on a shared 2-core runner, shorter ones
             # moved by 10-15% between back-to-back runs, which no threshold can tell from a regression.
+            # Interleaved rounds (bench/rounds.py) make the drift that remains hit every config alike.
             (
-                Block(("regression",), ALL_IMPLS, (10,), steps=20, repeats=9),
-                Block(("mnist",), ALL_IMPLS, (2,), steps=10, repeats=9),
+                Block(("regression",), ALL_IMPLS, (10,), steps=20, repeats=CI_ROUNDS),
+                Block(("mnist",), ALL_IMPLS, (2,), steps=10, repeats=CI_ROUNDS),
             ),
+            rounds=CI_ROUNDS,
         ),
         Profile(
             "peers",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from bench.config import BenchConfig
 from bench.provenance import cpu_model, git_commit, now_iso
@@ -13,6 +14,8 @@ from bench.schema import RUNS_COLUMNS
 class RunResult:
     row: dict  # keys: a subset of RUNS_COLUMNS; missing ones are written empty
     repeats: tuple = field(default=())  # ((seconds, steps), ...) in the order they were timed
+    op_counts: Optional[dict] = None  # ATen operator name -> count in one step (bench/counters.py), for ops.csv
+    rounds: tuple = field(default=())  # interleaved rounds (bench/rounds.py): the round of each repeat
 
 
 def config_columns(config: BenchConfig) -> dict:

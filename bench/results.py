@@ -19,7 +19,8 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.provenance import now_iso
 from bench.result import RunResult
-from bench.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE, STATUSES
+from bench.schema import (META_FILE, OPS_COLUMNS, OPS_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE,
+                          STATUSES)
 
 # ---------------------------------------------------------------------------------------------
 # Formatting
@@ -55,8 +56,22 @@ def runs_line(row: dict, columns: Sequence[str] = RUNS_COLUMNS) -> bytes:
     return format_line([row.get(column) for column in columns])
 
 
-def repeats_lines(run_id: str, repeats: Iterable) -> bytes:
-    return b"".join(format_line((run_id, i, float(seconds), int(steps))) for i, (seconds, steps) in enumerate(repeats))
+def repeats_lines(run_id: str, repeats: Iterable, rounds: Sequence[int] = (), *, with_round: bool = True) -> bytes:
+    """repeats.csv lines; `round` empty where the repeats were not timed in interleaved rounds.
+    `with_round=False` writes the old four columns (appending to a file written before rounds)."""
+    repeats = list(repeats)
+    rounds = list(rounds) if rounds else [None] * len(repeats)
+    return b"".join(format_line((run_id, i, float(seconds), int(steps)) + ((r,) if with_round else ()))
+                    for i, ((seconds, steps), r) in enumerate(zip(repeats, rounds)))
+
+
+def ops_lines(run_id: str, op_counts: dict) -> bytes:
+    return b"".join(format_line((run_id, op, int(count))) for op, count in sorted(op_counts.items()))
+
+
+def _header(path: Path) -> tuple:
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader([f.readline()]), []))
 
 
 def _append(path: Path, data: bytes) -> None:
@@ -100,6 +115,7 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
     header = next(csv.reader([lines[0]])) if lines else []
     if not _known_header(header, columns):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+    missing = {c: "" for c in columns[len(header):]}
     rows = []
     missing = {column: "" for column in columns[len(header):]}
     for number, line in enumerate(lines[1:], start=2):
@@ -113,21 +129,13 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
 #: A header may stop short of the current schema: columns are only ever appended, so a file written
 #: by an older version is a prefix of it (its rows read with the newer columns empty). It must reach
 #: at least the columns every reader relies on.
-_MIN_HEADER = {RUNS_COLUMNS: RUNS_COLUMNS.index("repeats") + 1, REPEATS_COLUMNS: len(REPEATS_COLUMNS)}
+_MIN_HEADER = {RUNS_COLUMNS: RUNS_COLUMNS.index("repeats") + 1, REPEATS_COLUMNS: 4}  # run_id .. steps
 
 
 def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
     columns = tuple(columns)
     shortest = _MIN_HEADER.get(columns, len(columns))
     return shortest <= len(header) <= len(columns) and tuple(header) == columns[: len(header)]
-
-
-def file_columns(path: Path, columns: Sequence[str]) -> tuple[str, ...]:
-    """The header of an existing table (validated by `_read_table` first), or `columns` for a new one."""
-    if not path.exists() or path.stat().st_size == 0:
-        return tuple(columns)
-    with open(path, newline="") as f:
-        return tuple(next(csv.reader([f.readline()])))
 
 
 def read_runs(out_dir) -> list[dict]:
@@ -145,7 +153,8 @@ def read_runs(out_dir) -> list[dict]:
 
 
 def read_repeats(out_dir) -> list[dict]:
-    """The repeats that belong to final runs rows: {run_id, repeat (int), seconds (float), steps (int)}.
+    """The repeats that belong to final runs rows: {run_id, repeat (int), seconds (float), steps (int),
+    round (int, or None where the repeats were not timed in interleaved rounds)}.
 
     Orphans are dropped: rows of a run_id without a runs row (killed before it), and, where a
     config was re-run after such a kill, all but the last `repeats` rows of its run_id.
@@ -156,9 +165,10 @@ def read_repeats(out_dir) -> list[dict]:
     for number, row in enumerate(raw, start=2):
         try:
             parsed = {"run_id": row["run_id"], "repeat": int(row["repeat"]),
-                      "seconds": float(row["seconds"]), "steps": int(row["steps"])}
+                      "seconds": float(row["seconds"]), "steps": int(row["steps"]),
+                      "round": int(row["round"]) if row["round"] != "" else None}
         except ValueError:
-            raise _corrupt(path, number, "repeat, seconds or steps is not a number") from None
+            raise _corrupt(path, number, "repeat, seconds, steps or round is not a number") from None
         by_run.setdefault(row["run_id"], []).append(parsed)
     kept = []
     for run in read_runs(out_dir):
@@ -166,6 +176,25 @@ def read_repeats(out_dir) -> list[dict]:
         if n:
             kept += by_run.get(run["run_id"], [])[-n:]
     return kept
+
+
+def read_ops(out_dir) -> dict[str, dict[str, int]]:
+    """ops.csv as {run_id: {operator: count}} for the configs with a final runs row (the last
+    group of a run_id counts, as for repeats); empty where the file is absent (older runs)."""
+    path = Path(out_dir) / OPS_FILE
+    groups: dict[str, list[dict]] = {}
+    previous = None
+    for number, row in enumerate(_read_table(path, OPS_COLUMNS), start=2):
+        try:
+            count = int(row["count"])
+        except ValueError:
+            raise _corrupt(path, number, "count is not a number") from None
+        if row["run_id"] != previous:  # a new group: a re-run after a crash replaces the earlier one
+            groups[row["run_id"]] = []
+            previous = row["run_id"]
+        groups[row["run_id"]].append({row["op"]: count})
+    final = {row["run_id"] for row in read_runs(out_dir)} if groups else set()
+    return {run_id: {k: v for d in rows for k, v in d.items()} for run_id, rows in groups.items() if run_id in final}
 
 
 def completed_run_ids(out_dir) -> set[str]:
@@ -230,6 +259,7 @@ class ResultsWriter:
         self.runs_path = self.dir / RUNS_FILE
         self.repeats_path = self.dir / REPEATS_FILE
         self.meta_path = self.dir / META_FILE
+        self.ops_path = self.dir / OPS_FILE
         if self.dir.exists() and not self.dir.is_dir():
             raise UsageError(f"--out {self.dir} is a file, not a directory: choose another --out")
         nonempty = self.dir.exists() and any(self.dir.iterdir())
@@ -242,11 +272,13 @@ class ResultsWriter:
         if nonempty:
             # Validate everything before the first append, so a corrupt file is never appended to.
             read_repeats(self.dir)
-        for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS)):
+        for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS),
+                              (self.ops_path, OPS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))
-        # A directory resumed from an older version keeps its own (shorter) header: rows must match it.
-        self.runs_columns = file_columns(self.runs_path, RUNS_COLUMNS)
+        # A resumed directory from before columns were appended keeps its own (shorter) header: rows match it.
+        self.runs_columns = _header(self.runs_path)
+        self._repeats_with_round = "round" in _header(self.repeats_path)
 
     def _ensure_writable(self) -> None:
         """Create the directory and a probe file: the only reliable test (permissions lie for root)."""
@@ -262,10 +294,13 @@ class ResultsWriter:
         return completed_run_ids(self.dir)
 
     def append(self, result: RunResult) -> None:
-        """Repeats first, then the final runs row: each one write + fsync."""
+        """Repeats and operator counts first, then the final runs row: each one write + fsync."""
         run_id = result.row["run_id"]
         if result.repeats:
-            _append(self.repeats_path, repeats_lines(run_id, result.repeats))
+            _append(self.repeats_path, repeats_lines(run_id, result.repeats, result.rounds,
+                                                     with_round=self._repeats_with_round))
+        if result.op_counts:
+            _append(self.ops_path, ops_lines(run_id, result.op_counts))
         _append(self.runs_path, runs_line(result.row, self.runs_columns))
 
     # meta.json -----------------------------------------------------------------------------
@@ -290,6 +325,12 @@ class ResultsWriter:
                 "end_time": None,
                 "grid": [c.to_dict() for c in configs],
             }
+        write_meta(self.dir, meta)
+        return meta
+
+    def record_rounds(self, meta: dict, *, rounds: int, seed: int, workers: str) -> dict:
+        """How the timing was interleaved, so `check` can re-run a baseline the same way."""
+        meta = dict(meta, rounds=rounds, round_seed=seed, round_workers=workers)
         write_meta(self.dir, meta)
         return meta
 

@@ -66,7 +66,18 @@ RUNS_COLUMNS = (
     "mfu_fp32",
     "mfu_tf32",
     "mfu_bf16",
+    # Deterministic cost counters (bench/counters.py), gated tightly by `check`.
+    "aten_ops_per_step",
+    "alloc_bytes_per_step",
+    "instructions_per_step",
+    "instructions_note",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
-REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps")
+REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
+#: Files written before columns were appended (a header that is a prefix of these) are still read,
+#: the newer columns empty, and a resumed one is appended to in its own columns.
+
+#: Per-config ATen operator counts of one step, long format (bench/counters.py).
+OPS_FILE = "ops.csv"
+OPS_COLUMNS = ("run_id", "op", "count")

@@ -9,6 +9,7 @@ temporary name and renamed, so the parent finds a whole result or none.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -94,7 +95,7 @@ def run_config(config: BenchConfig, target: Callable[[BenchConfig], RunResult], 
     elif not isinstance(result, RunResult):
         result = failure_result(config, "error", f"target returned {type(result).__name__}, not a RunResult")
     if isolated and result.row.get("rss_peak_bytes") in (None, ""):
-        result = RunResult(row=dict(result.row, rss_peak_bytes=peak_rss_bytes()), repeats=result.repeats)
+        result = dataclasses.replace(result, row=dict(result.row, rss_peak_bytes=peak_rss_bytes()))
     return result
 
 
@@ -128,12 +129,14 @@ def _json_default(value):
 
 
 def result_to_json(result: RunResult) -> str:
-    return json.dumps({"row": result.row, "repeats": [list(r) for r in result.repeats]}, default=_json_default)
+    return json.dumps({"row": result.row, "repeats": [list(r) for r in result.repeats], "op_counts": result.op_counts,
+                       "rounds": list(result.rounds)}, default=_json_default)
 
 
 def result_from_json(text: str) -> RunResult:
     data = json.loads(text)
-    return RunResult(row=data["row"], repeats=tuple((float(s), int(n)) for s, n in data["repeats"]))
+    return RunResult(row=data["row"], repeats=tuple((float(s), int(n)) for s, n in data["repeats"]),
+                     op_counts=data.get("op_counts"), rounds=tuple(int(r) for r in data.get("rounds") or ()))
 
 
 def write_result(path: Path, result: RunResult) -> None:

@@ -113,3 +113,26 @@ BY_SAMPLES = {1: ok, 2: raises, 3: sleeps, 4: allocates, 5: segfaults, 6: ok}
 
 def by_samples(config: BenchConfig) -> RunResult:
     return BY_SAMPLES.get(config.samples, ok)(config)
+
+
+def paced_ok(config: BenchConfig, pacer=None) -> RunResult:
+    """`ok`, its repeats paced like bench.measure's (interleaved rounds), with operator counts.
+
+    BNN_BENCH_FAKE_SLOW=IMPL makes IMPL's repeats 1.5x slower; BNN_BENCH_FAKE_EXTRA_OP=IMPL gives
+    IMPL one more `aten.nan_to_num.default` per step; BNN_BENCH_FAKE_DIE=IMPL kills IMPL's worker
+    (SIGKILL, as the OOM killer would) after its first repeat.
+    """
+    result = ok(config)
+    factor = 1.5 if os.environ.get("BNN_BENCH_FAKE_SLOW") == config.impl else 1.0
+    repeats = tuple((seconds * factor, steps) for seconds, steps in result.repeats)
+    if pacer is not None:
+        for i, (seconds, steps) in enumerate(repeats):
+            pacer.before_repeat(i)
+            pacer.after_repeat(i, seconds, steps)
+            if os.environ.get("BNN_BENCH_FAKE_DIE") == config.impl:
+                os.kill(os.getpid(), signal.SIGKILL)
+    ops = {"aten.mm.default": 6 * config.samples, "aten.add.Tensor": 4 * config.samples}
+    if os.environ.get("BNN_BENCH_FAKE_EXTRA_OP") == config.impl:
+        ops["aten.nan_to_num.default"] = 1
+    return RunResult(row=dict(result.row, aten_ops_per_step=sum(ops.values()), flops_per_step=1000 * config.samples),
+                     repeats=repeats, op_counts=ops)

@@ -76,8 +76,8 @@ def test_each_row_is_a_single_write(tmp_path, monkeypatch):
     real = results.os.write
     monkeypatch.setattr(results.os, "write", lambda fd, data: (writes.append(data), real(fd, data))[1])
     make_writer(tmp_path).append(fakes.ok(CONFIG))
-    # headers (2), then one write with all three repeats, then one with the runs row
-    assert len(writes) == 4 and writes[2].count(b"\n") == 3 and writes[3].count(b"\n") == 1
+    # headers (runs, repeats, ops), then one write with all three repeats, then one with the runs row
+    assert len(writes) == 5 and writes[3].count(b"\n") == 3 and writes[4].count(b"\n") == 1
 
 
 def test_existing_nonempty_directory_is_refused_without_resume_and_left_untouched(tmp_path):

@@ -44,16 +44,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="smallest slowdown of an absolute step time that counts, on the same machine "
                              "(default 0.25: absolute times drift more between runs than ratios)")
     parser.add_argument("--alpha", type=_fraction, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--counter-threshold", type=_fraction, default=0.01,
+                        help="smallest growth of a deterministic counter (FLOPs, bytes allocated, instructions "
+                             "per step) that counts (default 0.01: 1%%); any growth of an operator's count counts")
+    parser.add_argument("--format", choices=("text", "markdown", "github"), default="text",
+                        help="text (default), markdown (a table for a pull-request comment), github (text plus "
+                             "::error annotations for GitHub Actions)")
+    parser.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE (see README)")
+    parser.add_argument("--rounds", type=int, metavar="R",
+                        help="the fresh run's interleaved rounds (default: the baseline's, from its meta.json)")
     parser.add_argument("--out", metavar="DIR", help="where the fresh run goes (default results/runs/check-<timestamp>)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="how the fresh run's configs run")
     parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is, for the fresh run")
+    # Advanced: the config -> RunResult function of the fresh run (tests inject fakes, as with sweep).
+    parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
     return parser
 
 
 def fresh_run(baseline: Path, args) -> Path:
     from bench.commands.sweep_cmd import check_data
-    from bench.results import load_grid
+    from bench.results import load_grid, read_meta
     from bench.sweep import run_sweep
 
     if not baseline.is_dir():
@@ -62,22 +73,42 @@ def fresh_run(baseline: Path, args) -> Path:
     configs = load_grid(baseline)
     if args.data_dir:
         configs = [dataclasses.replace(c, data_dir=args.data_dir) for c in configs]
-    check_data(configs)
+    if not getattr(args, "target", None):  # injected targets bring their own (fake) data
+        check_data(configs)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else PROJECT_ROOT / "results" / "runs" / f"check-{stamp}"
-    run_sweep(configs, out, executor=args.executor, profile="check", argv=getattr(args, "argv", None) or sys.argv)
+    meta = read_meta(baseline)
+    rounds = args.rounds if getattr(args, "rounds", None) else meta.get("rounds")
+    if rounds is not None and args.executor != "local":
+        raise UsageError(f"the baseline was timed in {rounds} interleaved rounds, which need --executor local")
+    run_sweep(configs, out, executor=args.executor, profile="check", argv=getattr(args, "argv", None) or sys.argv,
+              rounds=rounds, round_seed=int(meta.get("round_seed") or 0),
+              round_workers=meta.get("round_workers") or "warm", **({"target": args.target} if args.target else {}))
     return out
 
 
+def _check_writable(path: Path) -> None:
+    """--json must be writable before minutes of measuring, not after."""
+    if path.is_dir() or not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise UsageError(f"--json {path}: not a writable file path (is the directory there?): choose another FILE")
+
+
 def run(args) -> int:
-    from analysis.compare import compare_paths, load_side, render
+    from analysis.compare import comparison_json, compare_paths, load_side, render
 
     baseline = Path(args.baseline)
     load_side(baseline)  # a bad baseline fails before anything is measured
+    if args.json:
+        _check_writable(Path(args.json))
     candidate = Path(args.candidate) if args.candidate else fresh_run(baseline, args)
     comparison = compare_paths(baseline, candidate, threshold=args.threshold, alpha=args.alpha,
-                               abs_threshold=args.abs_threshold)
-    print(render(comparison))
+                               abs_threshold=args.abs_threshold, counter_threshold=args.counter_threshold)
+    print(render(comparison, args.format))
+    if args.json:
+        settings = {"threshold": args.threshold, "abs_threshold": args.abs_threshold, "alpha": args.alpha,
+                    "counter_threshold": args.counter_threshold}
+        Path(args.json).write_text(comparison_json(comparison, baseline=str(baseline), candidate=str(candidate),
+                                                   settings=settings) + "\n")
     regressions = comparison.regressions()
     if len(regressions):
         names = sorted(set(regressions["config"]))

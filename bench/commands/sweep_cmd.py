@@ -128,6 +128,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     timing.add_argument("--warmup", type=nonnegative_int, metavar="N", help="untimed steps before the first repeat")
     timing.add_argument("--timeout", type=positive_float, metavar="S", help="seconds per config before it is killed "
                                                                             "and recorded as timeout")
+    timing.add_argument("--rounds", type=positive_int, metavar="R",
+                        help="time the grid in R interleaved rounds: each round times every config once, in a "
+                             "seeded shuffled order, its repeats spread over the rounds (default: the profile's; "
+                             "ci uses rounds)")
+    timing.add_argument("--round-seed", type=nonnegative_int, default=0, metavar="N",
+                        help="seed of the rounds' shuffled orders (default 0)")
+    timing.add_argument("--round-workers", choices=("warm", "fresh"), default="warm",
+                        help="rounds: one warm process per config driven round by round (default), or a fresh "
+                             "process per config and round")
+    timing.add_argument("--count-instructions", action="store_true",
+                        help="also count one step's CPU instructions with Valgrind's Callgrind (minutes per config)")
     setup = parser.add_argument_group("setup")
     setup.add_argument("--threads", type=positive_int, metavar="N", help=f"torch CPU threads (default {default_threads()})")
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
@@ -178,11 +189,21 @@ def grid_from_args(args) -> list[BenchConfig]:
         optimizer=getattr(args, "optimizer", "adam"),
     )
     configs = flag_grid(overrides, common) if profile is None else build_grid(profile, overrides, common)
+    if getattr(args, "count_instructions", False):
+        configs = [c.replace(count_instructions=True) for c in configs]
     from bench.levers import check_config_levers  # imports torch: only once the grid is known
 
     for config in configs:  # a lever that cannot run here fails now, not once per config
         check_config_levers(config)
     return configs
+
+
+def rounds_from_args(args) -> Optional[int]:
+    """--rounds, or the profile's own (ci times in rounds)."""
+    if getattr(args, "rounds", None) is not None:
+        return args.rounds
+    profile = PROFILES.get(getattr(args, "profile", None) or "")
+    return profile.rounds if profile else None
 
 
 def resolve_out(args, profile: str) -> Path:
@@ -199,7 +220,8 @@ def sweep(configs, out: Path, args, profile: str) -> Path:
     if args.target == DEFAULT_TARGET:  # injected targets bring their own (fake) data
         check_data(configs)
     run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
-              argv=getattr(args, "argv", None) or sys.argv, target=args.target)
+              argv=getattr(args, "argv", None) or sys.argv, target=args.target, rounds=rounds_from_args(args),
+              round_seed=getattr(args, "round_seed", 0), round_workers=getattr(args, "round_workers", "warm"))
     print()
     print(summary_table(read_runs(out)))
     print(f"\nresults: {out / RUNS_FILE}")

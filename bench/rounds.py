@@ -1,0 +1,310 @@
+"""Interleaved timing rounds: every config timed once per round, in a seeded shuffled order.
+
+On a shared machine the speed drifts over minutes. Timing a config's repeats back to back puts
+each config in its own slice of that drift, so two implementations can differ by 20% in one run
+and not in the next. Here a sweep of R rounds times every config once per round (its repeats
+spread over the rounds), the order shuffled per round with a seed, so drift hits every config
+alike; `check` forms each ratio to `sequential` within a round and bootstraps across rounds.
+
+Isolation is kept: each config runs in its own process, so a crash or an OOM costs that config's
+row only. Two ways to drive it (`workers`):
+- `warm` (default): one worker process per config, started once (build, counters, warm-up), then
+  driven round by round over a pipe: "go" -> it times one repeat and answers "done SECONDS STEPS".
+  All workers stay alive (idle, blocked on the pipe) for the whole sweep, so memory is the sum of
+  the configs': fine for the small `ci` grid, not meant for `paper`-sized grids.
+- `fresh`: a new process per (config, round) through the local executor (start-up, build and
+  warm-up paid every round); kept because it isolates rounds completely, and to measure the two.
+
+A config's row (and its repeats and operator counts) is written after its last round, so
+`--resume` re-runs every config without a final row from its first round; a config that fails
+is written at once and leaves the later rounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from bench.config import BenchConfig
+from bench.errors import UsageError
+from bench.executors import LocalExecutor, _effective_timeout, _kill_quietly, _timeout_message, child_environment
+from bench.result import RunResult, failure_result
+from bench.timing import summarize
+from bench.worker import DEFAULT_TARGET, one_line
+
+ROUND_WORKERS = ("warm", "fresh")
+
+
+def round_orders(n_configs: int, rounds: int, seed: int) -> list[list[int]]:
+    """Per round, the order (indices into the grid) in which its configs are timed: each round a
+    fresh permutation from a generator seeded by (seed, round), so a run is reproducible and
+    rounds differ."""
+    orders = []
+    for r in range(rounds):
+        order = list(range(n_configs))
+        random.Random(f"{seed}:{r}").shuffle(order)
+        orders.append(order)
+    return orders
+
+
+def repeats_per_round(repeats: int, rounds: int) -> list[int]:
+    """A config's repeats spread as evenly as possible over the rounds, earlier rounds first."""
+    if repeats < rounds:
+        raise UsageError(f"{repeats} repeats cannot fill {rounds} rounds: raise --repeats to at least {rounds} "
+                         "or lower --rounds")
+    return [repeats // rounds + (1 if r < repeats % rounds else 0) for r in range(rounds)]
+
+
+# -- the child side --------------------------------------------------------------------------
+
+
+class PipePacer:
+    """The worker's end of the protocol (see module docstring); a bench.measure.Pacer."""
+
+    def __init__(self, commands, answers):
+        self._commands, self._answers = commands, answers
+        self._ready_sent = False
+
+    def _say(self, text: str) -> None:
+        self._answers.write(text + "\n")
+        self._answers.flush()
+
+    def before_repeat(self, index: int) -> None:
+        if not self._ready_sent:
+            self._say("ready")
+            self._ready_sent = True
+        line = self._commands.readline()
+        if line.strip() != "go":  # the sweep is gone or gave up on us: stop quietly
+            raise SystemExit(0)
+
+    def after_repeat(self, index: int, seconds: float, steps: int) -> None:
+        self._say(f"done {seconds!r} {steps}")
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """python -m bench.rounds REQUEST.json RESULT.json ANSWER_FD: a warm round worker."""
+    from bench.worker import _die_with_parent, resolve_target, run_config, write_result
+
+    request_path, result_path, answer_fd = Path(argv[0]), Path(argv[1]), int(argv[2])
+    request = json.loads(request_path.read_text())
+    _die_with_parent(request.get("parent_pid"), request_path.parent)
+    config = BenchConfig.from_dict(request["config"])
+    answers = os.fdopen(answer_fd, "w")
+    pacer = PipePacer(sys.stdin, answers)
+    try:
+        target = resolve_target(request.get("target") or DEFAULT_TARGET)
+    except UsageError as e:
+        result = failure_result(config, "error", str(e))
+    else:
+        result = run_config(config, lambda c: target(c, pacer=pacer), isolated=True)
+    write_result(result_path, result)
+    answers.close()
+    return 0
+
+
+# -- the sweep side --------------------------------------------------------------------------
+
+
+class WorkerGone(Exception):
+    """The worker closed its pipe (it exited) or did not answer in time."""
+
+
+class WarmWorker:
+    """One config's persistent process (see module docstring)."""
+
+    def __init__(self, config: BenchConfig, target: str, timeout: Optional[float], env: dict):
+        self.config = config
+        self.timeout = _effective_timeout(config, timeout)
+        self._work = Path(tempfile.mkdtemp(prefix="bnn-bench-round-"))
+        request = self._work / "request.json"
+        self.result_path, self.log_path = self._work / "result.json", self._work / "child.log"
+        request.write_text(json.dumps({"config": config.to_dict(), "target": target, "parent_pid": os.getpid()}))
+        read_fd, write_fd = os.pipe()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.rounds", str(request), str(self.result_path), str(write_fd)],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(write_fd,),
+                start_new_session=True, text=True,
+            )
+        os.close(write_fd)
+        self._answers = read_fd
+        self._buffer = b""
+
+    def _line(self, timeout: Optional[float]) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._answers], [], [], wait)
+            if not ready:
+                raise WorkerGone("timeout")
+            chunk = os.read(self._answers, 4096)
+            if not chunk:
+                raise WorkerGone("exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def wait_ready(self) -> None:
+        if self._line(self.timeout) != "ready":
+            raise WorkerGone("exited")
+
+    def time_repeat(self) -> tuple[float, int]:
+        try:
+            self.process.stdin.write("go\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerGone("exited") from None
+        word, seconds, steps = (self._line(self.timeout).split() + ["", "", ""])[:3]
+        if word != "done":
+            raise WorkerGone("exited")
+        return float(seconds), int(steps)
+
+    def finish(self, reason: str = "") -> RunResult:
+        """Wait for the worker's own result (after its last repeat), or turn its end into a row."""
+        if reason == "timeout":
+            self.kill()
+            return failure_result(self.config, "timeout", _timeout_message(self.timeout))
+        try:
+            returncode = self.process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return failure_result(self.config, "timeout", _timeout_message(self.timeout))
+        finally:
+            _kill_quietly(self.process.pid)
+        return LocalExecutor._result(self.config, returncode, self.result_path, self.log_path)
+
+    def kill(self) -> None:
+        _kill_quietly(self.process.pid)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        try:
+            os.close(self._answers)
+        except OSError:
+            pass
+        try:
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+def _final(worker: WarmWorker, reason: str = "") -> RunResult:
+    try:
+        return worker.finish(reason)
+    finally:
+        worker.close()
+
+
+def _with_rounds(result: RunResult, rounds: Sequence[int]) -> RunResult:
+    if result.row.get("status") != "ok" or len(rounds) != len(result.repeats):
+        return result
+    return dataclasses.replace(result, rounds=tuple(rounds))
+
+
+def run_rounds_warm(configs: Sequence[BenchConfig], rounds: int, seed: int, *, target: str,
+                    timeout: Optional[float], write, env: Optional[dict] = None) -> None:
+    """Time `configs` in interleaved rounds through warm workers; `write(result)` gets each final row."""
+    env = child_environment(env)
+    plan = [repeats_per_round(c.repeats, rounds) for c in configs]
+    workers: dict[int, WarmWorker] = {}
+    rounds_of: dict[int, list[int]] = {i: [] for i in range(len(configs))}
+    try:
+        # Started together (their builds and warm-ups are untimed and may overlap), all ready
+        # before the first timed repeat.
+        for i, config in enumerate(configs):
+            workers[i] = WarmWorker(config, target, timeout, env)
+        for i in list(workers):
+            try:
+                workers[i].wait_ready()
+            except WorkerGone as e:
+                write(_final(workers.pop(i), str(e)))
+        for r, order in enumerate(round_orders(len(configs), rounds, seed)):
+            for i in order:
+                if i not in workers:
+                    continue
+                try:
+                    for _ in range(plan[i][r]):
+                        workers[i].time_repeat()
+                        rounds_of[i].append(r)
+                except WorkerGone as e:
+                    write(_final(workers.pop(i), str(e)))
+        for i in sorted(workers):
+            write(_with_rounds(_final(workers.pop(i)), rounds_of[i]))
+    finally:
+        for worker in workers.values():  # Ctrl-C or a bug: no worker outlives the sweep
+            worker.kill()
+        for worker in list(workers.values()):
+            worker.close()
+
+
+def run_rounds_fresh(configs: Sequence[BenchConfig], rounds: int, seed: int, *, target: str,
+                     timeout: Optional[float], write, env: Optional[dict] = None) -> None:
+    """The same rounds with a fresh local-executor process per (config, round)."""
+    executor = LocalExecutor(target, timeout, env=env)
+    plan = [repeats_per_round(c.repeats, rounds) for c in configs]
+    parts: dict[int, list[RunResult]] = {i: [] for i in range(len(configs))}
+    failed: set[int] = set()
+    for r, order in enumerate(round_orders(len(configs), rounds, seed)):
+        for i in order:
+            if i in failed:
+                continue
+            config = configs[i]
+            try:
+                result = executor.run(config.replace(repeats=plan[i][r]))
+            except Exception as e:
+                result = failure_result(config, "error", f"executor failed: {one_line(e)}")
+            if result.row.get("status") != "ok":
+                failed.add(i)
+                write(dataclasses.replace(result, row=dict(result.row, run_id=config.run_id, repeats=0), repeats=()))
+                continue
+            parts[i].append(result)
+    for i, config in enumerate(configs):
+        if i not in failed and parts[i]:
+            write(merge_round_results(config, parts[i]))
+
+
+def merge_round_results(config: BenchConfig, parts: Sequence[RunResult]) -> RunResult:
+    """One row from a config's per-round results: repeats concatenated, statistics over all of them,
+    counters from the first round (they are the same in every round), peak RSS the largest."""
+    repeats = tuple(rep for part in parts for rep in part.repeats)
+    rounds = tuple(r for r, part in enumerate(parts) for _ in part.repeats)
+    row = dict(parts[0].row)
+    seconds, steps = [s for s, _ in repeats], [n for _, n in repeats]
+    stats = summarize(seconds, steps, int(row["steps_per_epoch"]), whole_epochs=bool(row.get("epoch_measured")))
+    rss = [p.row.get("rss_peak_bytes") for p in parts if p.row.get("rss_peak_bytes") not in (None, "")]
+    row.update(run_id=config.run_id, repeats=len(repeats), step_s_median=stats.step_s_median,
+               step_s_iqr=stats.step_s_iqr, step_s_min=stats.step_s_min, epoch_s=stats.epoch_s,
+               final_loss=parts[-1].row.get("final_loss"), rss_peak_bytes=max(rss) if rss else None)
+    return RunResult(row=row, repeats=repeats, op_counts=parts[0].op_counts, rounds=rounds)
+
+
+RUNNERS = {"warm": run_rounds_warm, "fresh": run_rounds_fresh}
+
+
+def run_rounds(configs, rounds: int, seed: int, *, workers: str = "warm", target: str = DEFAULT_TARGET,
+               timeout: Optional[float] = None, write, env: Optional[dict] = None) -> None:
+    if workers not in RUNNERS:
+        raise UsageError(f"unknown --round-workers {workers!r}: choose one of {', '.join(ROUND_WORKERS)}")
+    for config in configs:
+        repeats_per_round(config.repeats, rounds)  # refuse before anything runs
+    RUNNERS[workers](configs, rounds, seed, target=target, timeout=timeout, write=write, env=env)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(worker_main(sys.argv[1:]))
