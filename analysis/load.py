@@ -60,6 +60,7 @@ def load_results(directory) -> Results:
     except UsageError as e:
         raise AnalysisInputError(str(e)) from None
     runs["machine"] = machine_column(runs)
+    _fill_failed_batch_size(runs)
     for col in GROUP_KEYS:
         if col not in runs.columns:
             runs[col] = pd.NA
@@ -72,6 +73,18 @@ def load_results(directory) -> Results:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AnalysisInputError(f"{directory / META_FILE} is not valid JSON ({e}): fix or remove it") from None
     return Results(directory, runs, repeats, meta)
+
+
+def _fill_failed_batch_size(runs: pd.DataFrame) -> None:
+    """A failed row of a config left at the task's batch size has none recorded (the child resolves it);
+    give it the one batch size its task's ok rows share, so it groups with its siblings."""
+    if "batch_size" not in runs.columns or "status" not in runs.columns:
+        return
+    for task, group in runs.groupby("task"):
+        sizes = group.loc[group["status"] == "ok", "batch_size"].dropna().unique()
+        missing = (runs["task"] == task) & (runs["status"] != "ok") & runs["batch_size"].isna()
+        if len(sizes) == 1 and missing.any():
+            runs.loc[missing, "batch_size"] = sizes[0]
 
 
 def machine_column(runs: pd.DataFrame) -> pd.Series:

@@ -383,6 +383,20 @@ def test_notes_appear_only_where_a_figure_is_missing(tmp_path):
     assert set(pd.read_csv(d / "kl_cost.csv")["kl"]) == {"repar", "repar_exact"}
 
 
+def test_a_failed_row_without_a_batch_size_groups_with_its_siblings(tmp_path):
+    """Failed rows of a config at the task's default batch size record none: still one group, one note."""
+    from analysis import analyze
+
+    d = _kl_dir(tmp_path / "run")
+    runs = pd.read_csv(d / "runs.csv")
+    for s in (3, 4):
+        runs.loc[runs["run_id"] == f"s-vmap_lrt-{s}", ["status", "step_s_median", "epoch_s", "batch_size"]] = \
+            ["timeout", None, None, None]
+    runs.to_csv(d / "runs.csv", index=False)
+    notes = [line for line in analyze(d).read_text().splitlines() if "Not fitted" in line]
+    assert len(notes) == 1 and "only 2 ok value(s) of S out of 4" in notes[0], notes
+
+
 # ---------------------------------------------------------------------------------------------
 # Several directories in one report
 
