@@ -40,7 +40,6 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.executors import LocalExecutor, _effective_timeout, _kill_quietly, _timeout_message, child_environment
 from bench.result import RunResult, failure_result
-from bench.timing import summarize
 from bench.worker import DEFAULT_TARGET, one_line
 
 ROUND_WORKERS = ("warm", "fresh")
@@ -281,6 +280,8 @@ def run_rounds_fresh(configs: Sequence[BenchConfig], rounds: int, seed: int, *, 
 def merge_round_results(config: BenchConfig, parts: Sequence[RunResult]) -> RunResult:
     """One row from a config's per-round results: repeats concatenated, statistics over all of them,
     counters from the first round (they are the same in every round), peak RSS the largest."""
+    from bench.timing import summarize  # numpy and torch: only where fresh rounds need it
+
     repeats = tuple(rep for part in parts for rep in part.repeats)
     rounds = tuple(r for r, part in enumerate(parts) for _ in part.repeats)
     row = dict(parts[0].row)
