@@ -9,7 +9,6 @@ temporary name and renamed, so the parent finds a whole result or none.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import os
@@ -95,7 +94,8 @@ def run_config(config: BenchConfig, target: Callable[[BenchConfig], RunResult], 
     elif not isinstance(result, RunResult):
         result = failure_result(config, "error", f"target returned {type(result).__name__}, not a RunResult")
     if isolated and result.row.get("rss_peak_bytes") in (None, ""):
-        result = dataclasses.replace(result, row=dict(result.row, rss_peak_bytes=peak_rss_bytes()))
+        result = RunResult(row=dict(result.row, rss_peak_bytes=peak_rss_bytes()), repeats=result.repeats,
+                           op_counts=result.op_counts, rounds=result.rounds)
     return result
 
 
