@@ -47,6 +47,11 @@ class BenchConfig:
     # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
     # `oom` row instead of taking the machine down with it.
     memory_limit_bytes: Optional[int] = None
+    # Prior scale and posterior initialization (bnn_impls/init_schemes.py). The defaults are the
+    # report's settings, which its timing tables used; init_sigma 0.0 means "the scheme's default".
+    prior_sigma: float = 1.0
+    init: str = "report"
+    init_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         if self.samples < 1:

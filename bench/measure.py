@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import torch
 
 import bnn_impls as B
+from bench.build import model_for, prior_for
 from bench.config import BenchConfig
 from bench.flops import count_flops
 from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
@@ -43,8 +44,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     batch_size = config.batch_size or task.batch_size
 
     data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
-    model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
-    elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
+    model = model_for(config, task.sizes, device, dtype)
+    elbo = B.ElboSpec(task.likelihood, kl, prior_for(config), data.n_train, config.n_mc)
     generator = torch.Generator(device).manual_seed(config.seed)
     step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
                              samples=config.samples, generator=generator)

@@ -34,6 +34,9 @@ def config_columns(config: BenchConfig) -> dict:
         "cpu_model": cpu_model(),
         "git_commit": git_commit(),
         "timestamp": now_iso(),
+        "prior_sigma": config.prior_sigma,
+        "init": config.init,
+        "init_sigma": config.init_sigma,
     }
 
 

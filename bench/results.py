@@ -93,15 +93,24 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
         raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
-    if tuple(header) != tuple(columns):
+    # A file of an older version has a prefix of today's columns (new ones are only ever appended):
+    # it stays readable, with the newer columns empty.
+    if not header or tuple(header) != tuple(columns[: len(header)]):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+    missing = [""] * (len(columns) - len(header))
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
-        if len(fields) != len(columns):
-            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(columns)}")
-        rows.append(dict(zip(columns, fields)))
+        if len(fields) != len(header):
+            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(header)}")
+        rows.append(dict(zip(columns, fields + missing)))
     return rows
+
+
+def _header_is_current(path: Path, columns: Sequence[str]) -> bool:
+    with open(path, "rb") as f:
+        first = f.readline().decode(errors="replace").rstrip("\n")
+    return tuple(next(csv.reader([first]), [])) == tuple(columns)
 
 
 def read_runs(out_dir) -> list[dict]:
@@ -219,6 +228,9 @@ class ResultsWriter:
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))
+            elif not _header_is_current(path, columns):  # rows of two widths must never share a file
+                raise UsageError(f"{path} was written by an older bnn-bench (fewer columns): it can be read "
+                                 "and analyzed, but not resumed; choose a new --out")
 
     def _ensure_writable(self) -> None:
         """Create the directory and a probe file: the only reliable test (permissions lie for root)."""

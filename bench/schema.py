@@ -50,6 +50,10 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    # Prior scale and posterior initialization (bnn_impls/init_schemes.py).
+    "prior_sigma",
+    "init",
+    "init_sigma",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
