@@ -69,8 +69,9 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
         return torch.rot90(square, int(degrees // 90) % 4, dims=(2, 3)).reshape(images.shape)
     theta = math.radians(degrees)
     cos, sin = math.cos(theta), math.sin(theta)
-    # affine_grid maps output coordinates to input coordinates: the inverse rotation.
-    matrix = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]], dtype=images.dtype, device=images.device)
+    # affine_grid maps output (x, y) to input coordinates; with y pointing down the image this matrix
+    # turns the picture the same way as torch.rot90 on (rows, columns) does.
+    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=images.dtype, device=images.device)
     grid = F.affine_grid(matrix.expand(square.shape[0], 2, 3), list(square.shape), align_corners=False)
     out = F.grid_sample(square, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.reshape(images.shape).clamp(0.0, 1.0)
