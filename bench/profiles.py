@@ -82,6 +82,9 @@ class Common:
     dtype: str = "float32"
     data_dir: Optional[str] = None
     memory_limit_bytes: Optional[int] = None
+    prior_sigma: float = 1.0
+    init: str = "report"
+    init_sigma: float = 0.0
 
 
 PROFILES = {
@@ -145,5 +148,6 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             axes, steps=b.steps, epochs=b.epochs, repeats=b.repeats, warmup_steps=b.warmup, timeout_s=b.timeout_s,
             threads=common.threads, batch_size=common.batch_size, seed=common.seed, dtype=common.dtype,
             data_dir=common.data_dir, memory_limit_bytes=common.memory_limit_bytes,
+            prior_sigma=common.prior_sigma, init=common.init, init_sigma=common.init_sigma,
         )
     return dedupe(configs)

@@ -54,9 +54,10 @@ class QualityOptions:
     fgsm: bool = True
     ood_examples: int = 10_000
     allow_download: bool = True
+    fgsm_examples: int = 10_000
 
     def __post_init__(self):
-        for name in ("test_samples", "eval_rows", "ood_examples"):
+        for name in ("test_samples", "eval_rows", "ood_examples", "fgsm_examples"):
             if getattr(self, name) < 1:
                 raise B.BnnConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.attack_samples is not None and self.attack_samples < 1:
@@ -331,7 +332,7 @@ def train_and_evaluate(config: BenchConfig, options: QualityOptions, writer: Qua
             reached = options.stop_at_error is not None and quality.get("test_error", 1.0) <= options.stop_at_error
             last = epoch == config.epochs or reached
             if last:
-                post_training(config, options, trainer, writer, base, samples, eval_gen)
+                post_training(config, options, trainer, writer, dict(base, epoch_done=epoch), samples, eval_gen)
             row = dict(base, status="ok", error="", epoch=epoch, final=last, steps=epoch * trainer.steps_per_epoch,
                        epoch_train_s=seconds, train_s=train_s, eval_s=time.perf_counter() - started,
                        train_loss=float(loss_sum[0]) / trainer.steps_per_epoch, timestamp=now_iso(), **quality)
@@ -367,10 +368,11 @@ def post_training(config, options, trainer: Trainer, writer: QualityWriter, base
         writer.append(OOD_HIST_FILE, [dict(keep, **h) for h in hists])
     if options.fgsm:
         attack = 1 if config.impl in BASELINES else options.attack
-        accuracies = fgsm_accuracies(trainer.predict, data.x_test, data.y_test, FGSM_EPS, attack, samples, eval_gen,
-                                     options.eval_rows)
-        writer.append(FGSM_FILE, [dict(ident, epochs=config.epochs, attack_samples=attack, test_samples=samples,
-                                       eps=eps, n=data.x_test.shape[0], accuracy=acc)
+        n = min(options.fgsm_examples, data.x_test.shape[0])
+        accuracies = fgsm_accuracies(trainer.predict, data.x_test[:n], data.y_test[:n], FGSM_EPS, attack, samples,
+                                     eval_gen, options.eval_rows)
+        writer.append(FGSM_FILE, [dict(ident, epochs=base.get("epoch_done", config.epochs), attack_samples=attack,
+                                       test_samples=samples, eps=eps, n=n, accuracy=acc)
                                   for eps, acc in zip(FGSM_EPS, accuracies)])
 
 

@@ -60,7 +60,7 @@ def test_init_and_prior_options_are_recorded_and_bad_ones_are_usage_errors(tmp_p
                              "--init-sigma", "0.02", "--prior-sigma", "0.1", "--out", str(out)]) == 0
     (row,) = read_table(out, QUALITY_FILE)
     assert (row["init"], row["init_sigma"], row["prior_sigma"]) == ("fan_in", "0.02", "0.1")
-    for bad in (["--init", "xavier"], ["--prior-sigma", "0"], ["--impl", "mlp"], ["--stop-at-error", "3"]):
+    for bad in (["--init", "xavier"], ["--prior-sigma", "0"], ["--baselines"], ["--stop-at-error", "3"]):
         code = main(TRAIN + bad + ["--out", str(tmp_path / "bad")])
         assert code == 2 and "error:" in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()

@@ -100,6 +100,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
     setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
     setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    setup.add_argument("--init", default="report", choices=("report", "fan_in"),
+                       help="posterior init (default report: mu U(-0.2, 0.2), rho U(-5, -4))")
+    setup.add_argument("--init-sigma", type=float, default=0.0, metavar="S",
+                       help="starting sigma = softplus(rho); 0 = the init's default")
+    setup.add_argument("--prior-sigma", type=positive_float, default=1.0, metavar="S",
+                       help="sigma of the gaussian prior (default 1)")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -124,7 +130,10 @@ def grid_from_args(args) -> list[BenchConfig]:
         devices=devices, threads=args.threads or default_threads(), batch_size=args.batch_size, seed=args.seed,
         dtype=args.dtype, data_dir=args.data_dir,
         memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
+        prior_sigma=args.prior_sigma, init=args.init, init_sigma=args.init_sigma,
     )
+    if args.init_sigma < 0:
+        raise UsageError(f"--init-sigma must be >= 0 (0: the init's default), got {args.init_sigma}")
     return build_grid(profile, overrides, common)
 
 

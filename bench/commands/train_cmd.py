@@ -38,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "uncertainty (ood.csv), FGSM accuracy (fgsm.csv) for MNIST, the predictive band for regression.",
     )
     grid = parser.add_argument_group("grid (comma-separated lists; every combination is trained)")
-    grid.add_argument("--impl", metavar="LIST", default="vmap_lrt", help="implementations (default vmap_lrt)")
+    grid.add_argument("--impl", metavar="LIST", default="vmap_lrt",
+                      help=f"implementations, and/or the baselines {', '.join(BASELINES)} (default vmap_lrt)")
     grid.add_argument("--task", metavar="LIST", default="mnist", help="regression, mnist (default mnist)")
     grid.add_argument("--samples", metavar="LIST", default="1", help="training samples S (default 1)")
     grid.add_argument("--seed", metavar="LIST", default="0", help="seeds (default 0); several measure seed-to-seed spread")
@@ -63,6 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     evaluation.add_argument("--attack-samples", type=positive_int, help="samples in the MC average FGSM differentiates "
                                                                          "(default: --test-samples)")
     evaluation.add_argument("--ood-examples", type=positive_int, default=10000, help="examples per OOD set (default 10000)")
+    evaluation.add_argument("--fgsm-examples", type=positive_int, default=10000,
+                            help="MNIST test examples attacked (default 10000, the whole test set)")
     evaluation.add_argument("--eval-rows", type=positive_int, default=50000,
                             help="samples x examples per evaluation chunk: bounds evaluation memory (default 50000)")
     evaluation.add_argument("--no-ood", action="store_true", help="skip the OOD evaluation")
@@ -79,9 +82,9 @@ def configs_from_args(args) -> list[BenchConfig]:
     impls = parse_name_list(args.impl)
     tasks = parse_name_list(args.task)
     inits = parse_name_list(args.init)
+    baselines = [i for i in impls if i in BASELINES] + (list(BASELINES) if args.baselines else [])
+    impls = [i for i in impls if i not in BASELINES]
     for impl in impls:
-        if impl in BASELINES:
-            raise UsageError(f"{impl!r} is a baseline: pass --baselines instead of naming it in --impl")
         try:
             check_implementation(impl)
         except names.BnnConfigError as e:
@@ -116,10 +119,10 @@ def configs_from_args(args) -> list[BenchConfig]:
             raise UsageError(str(e)) from None
         configs.append(BenchConfig(impl=impl, task=task, samples=s, seed=seed, kl=kl, init=init,
                                    init_sigma=init_sigma, prior_sigma=prior_sigma, **common))
-    if args.baselines:
+    if baselines:
         if "mnist" not in tasks:
-            raise UsageError("--baselines trains MNIST MLPs: add mnist to --task")
-        for seed, baseline in itertools.product(seeds, BASELINES):
+            raise UsageError("the baselines are MNIST MLPs: add mnist to --task")
+        for seed, baseline in itertools.product(seeds, dict.fromkeys(baselines)):
             configs.append(BenchConfig(impl=baseline, task="mnist", samples=1, seed=seed, **common))
     return configs
 
@@ -129,7 +132,8 @@ def options_from_args(args):
 
     return QualityOptions(test_samples=args.test_samples, attack_samples=args.attack_samples,
                           eval_rows=args.eval_rows, stop_at_error=args.stop_at_error, ood=not args.no_ood,
-                          fgsm=not args.no_fgsm, ood_examples=args.ood_examples, allow_download=not args.no_download)
+                          fgsm=not args.no_fgsm, ood_examples=args.ood_examples, allow_download=not args.no_download,
+                          fgsm_examples=args.fgsm_examples)
 
 
 def run(args) -> int:
