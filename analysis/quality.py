@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisInputError
 from bench.errors import UsageError
-from bench.quality_results import counted_rows
+from bench.quality_results import counted_rows, final_attempts, latest_rows
 from bench.quality_schema import (BAND_FILE, BAND_POINTS_FILE, BASELINES, FGSM_FILE, OOD_FILE, OOD_HIST_FILE,
                                   QUALITY_FILE, QUALITY_TABLES)
 
@@ -35,13 +35,19 @@ def has_quality(directory) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def load_table(directory, name: str) -> pd.DataFrame:
-    """A quality table's counted rows as a typed DataFrame (empty with its columns when the file is absent)."""
+def load_table(directory, name: str, *, unfinished: bool = False) -> pd.DataFrame:
+    """A quality table's counted rows as a typed DataFrame (empty with its columns when the file is absent).
+
+    `unfinished`: also the latest attempt of configs without a final row (a run still going or killed),
+    marked by `finished` False.
+    """
     try:
-        rows = counted_rows(directory, name)
+        rows = latest_rows(directory, name) if unfinished else counted_rows(directory, name)
+        done = final_attempts(directory)
     except UsageError as e:
         raise AnalysisInputError(str(e)) from None
     frame = pd.DataFrame(rows, columns=list(QUALITY_TABLES[name]))
+    frame["finished"] = [done.get(r) == a for r, a in zip(frame["run_id"], frame["attempt"])]
     for col in frame.columns:
         if col in NUMERIC:
             frame[col] = pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")
@@ -76,7 +82,7 @@ def final_metrics(quality: pd.DataFrame) -> pd.DataFrame:
     last["step_s_median"] = last["run_id"].map(step)
     last["config"] = last.apply(label, axis=1)
     cols = ["config", "impl", "task", "kl", "samples", "lr", "init", "init_sigma", "prior_sigma", "seed", "epoch",
-            "test_error", "test_nll", "ece", "brier", "rmse", "coverage95", "train_s", "step_s_median", "test_samples"]
+            "finished", "test_error", "test_nll", "ece", "brier", "rmse", "coverage95", "train_s", "step_s_median", "test_samples"]
     return last[[c for c in cols if c in last.columns]].sort_values(["task", "samples", "config"]).reset_index(drop=True)
 
 
@@ -91,6 +97,7 @@ def time_to_accuracy(quality: pd.DataFrame, target: float) -> pd.DataFrame:
         first = g.iloc[0]
         row = {k: first[k] for k in ["impl", "kl"] + CONFIG_KEYS if k in g.columns}
         row.update(run_id=run_id, config=label(first), epochs_run=int(g["epoch"].max()),
+                   finished=bool(g["finished"].all()),
                    best_error=float(g["test_error"].min()),
                    step_s=float(g["epoch_train_s"].median() / first["steps_per_epoch"]),
                    reached=not hit.empty,
@@ -172,13 +179,25 @@ def claims(ood: pd.DataFrame, fgsm: pd.DataFrame, configs: pd.DataFrame) -> list
     return out
 
 
+def _words(frame: pd.DataFrame) -> pd.DataFrame:
+    """Booleans as true/false for markdown (the table formatter would print them as 1/0)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == bool:
+            frame[col] = frame[col].map({True: "true", False: "false"})
+    return frame
+
+
 def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERROR) -> list[str]:
     """Write the quality tables (CSV) and figures into out_dir; return the report's markdown lines."""
-    from analysis.report import markdown_table
+    from analysis.report import markdown_table as _table
+
+    def markdown_table(frame, digits=3):
+        return _table(_words(frame), digits)
 
     directory, out_dir = Path(directory), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    quality = load_table(directory, QUALITY_FILE)
+    quality = load_table(directory, QUALITY_FILE, unfinished=True)
     configs = _configs(quality)
     ood, hist = load_table(directory, OOD_FILE), load_table(directory, OOD_HIST_FILE)
     fgsm = load_table(directory, FGSM_FILE)
@@ -199,13 +218,14 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
 
     failed = quality[quality["status"] != "ok"]
     lines = ["## Quality (bnn-bench train)", "",
-             f"{quality['run_id'].nunique()} config(s) with a final row; test metrics from the predictive mixture over "
+             f"{quality['run_id'].nunique()} config(s), {int(quality.groupby('run_id')['finished'].all().sum())} finished "
+             "(the others: their latest attempt so far, marked finished = false); test metrics from the predictive mixture over "
              f"S_test = {', '.join(str(int(s)) for s in sorted(quality['test_samples'].dropna().unique()))} "
              "posterior samples, evaluated after every epoch outside the timed region.", ""]
     if len(finals):
         lines += ["### Final epoch", "", markdown_table(finals.drop(columns=["impl"]), digits=4), ""]
     if len(tta):
-        cols = ["config", "kl", "lr", "epochs_run", "best_error", "reached", "epoch_reached", "time_to_target_s",
+        cols = ["config", "kl", "lr", "epochs_run", "finished", "best_error", "reached", "epoch_reached", "time_to_target_s",
                 "step_s", "speedup_time_to_target", "speedup_per_step"]
         lines += [f"### Time to {target_error:.2%} test error", "", markdown_table(tta[cols], digits=4), "",
                   "time_to_target_s: training wall time (synchronized clock, evaluation excluded) up to the first epoch "
@@ -213,8 +233,9 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
                   "at the same S, lr, init, prior and seed (empty where sequential is not in the run or a side never "
                   "reached the target)."]
         for _, r in tta[~tta["reached"]].iterrows():
-            lines.append(f"- {r['config']} (lr {r['lr']:g}) never reached {target_error:.2%} in {r['epochs_run']} epoch(s) "
-                         f"(best {r['best_error']:.2%}).")
+            unfinished = "" if r["finished"] else ", run unfinished"
+            lines.append(f"- {r['config']} (lr {r['lr']:g}) did not reach {target_error:.2%} in {r['epochs_run']} epoch(s) "
+                         f"(best {r['best_error']:.2%}{unfinished}).")
         lines.append("")
     if len(oods):
         lines += ["### Out-of-distribution inputs", "", markdown_table(oods, digits=3), "",

@@ -37,6 +37,17 @@ def counted_rows(out_dir, name: str) -> list[dict]:
     return [r for r in read_table(out_dir, name) if done.get(r["run_id"]) == r["attempt"]]
 
 
+def latest_rows(out_dir, name: str) -> list[dict]:
+    """Like `counted_rows`, plus, for a config with no final row yet (running, or killed), the rows of
+    its latest attempt: the analysis shows a partial curve as partial rather than dropping it."""
+    done = final_attempts(out_dir)
+    latest = {}
+    for row in read_table(out_dir, QUALITY_FILE):
+        latest[row["run_id"]] = row["attempt"]
+    keep = {run_id: done.get(run_id, attempt) for run_id, attempt in latest.items()}
+    return [r for r in read_table(out_dir, name) if keep.get(r["run_id"]) == r["attempt"]]
+
+
 class QualityWriter:
     """Owns a quality results directory: new, or reopened (validated) with `resume`."""
 
@@ -96,4 +107,4 @@ class QualityWriter:
         write_meta(self.dir, meta)
 
 
-__all__ = ["QualityWriter", "read_table", "counted_rows", "final_attempts", "QUALITY_COLUMNS"]
+__all__ = ["QualityWriter", "read_table", "counted_rows", "latest_rows", "final_attempts", "QUALITY_COLUMNS"]
