@@ -11,7 +11,7 @@ import torch
 import bench.grid
 from bench.cli import main
 from bench.quality import FGSM_EPS, fgsm_accuracies, ood_rows
-from bench.quality_results import QualityWriter, counted_rows, final_attempts, read_table
+from bench.quality_results import QualityWriter, counted_rows, final_attempts, latest_rows, read_table
 from bench.quality_schema import BAND_FILE, BAND_POINTS_FILE, FGSM_FILE, QUALITY_FILE
 from bnn_impls.ood_data import InputSet
 
@@ -94,6 +94,10 @@ def test_only_the_final_attempt_of_a_config_counts(tmp_path):
     assert final_attempts(tmp_path) == {"a": "second"}
     assert [r["test_error"] for r in counted_rows(tmp_path, QUALITY_FILE)] == ["0.4", "0.3"]
     assert [r["accuracy"] for r in counted_rows(tmp_path, FGSM_FILE)] == ["0.7"]
+    # A config still running (or killed) with no final row: the analysis shows its latest attempt's curve.
+    w.append(QUALITY_FILE, [_row("b", "old", 1, False, test_error=0.9), _row("b", "new", 1, False, test_error=0.8)])
+    assert [r["test_error"] for r in latest_rows(tmp_path, QUALITY_FILE) if r["run_id"] == "b"] == ["0.8"]
+    assert all(r["run_id"] == "a" for r in counted_rows(tmp_path, QUALITY_FILE))
 
 
 def test_time_to_accuracy_and_speedups_by_hand(tmp_path):
@@ -155,3 +159,29 @@ def test_fgsm_moves_inputs_against_the_gradient_of_the_mean():
     assert acc == [1.0, 0.0, 0.0, 0.0, 0.0]
     acc = fgsm_accuracies(predict, x, y, (0.0, 0.02), 2, 3, None, 100)
     assert acc == [1.0, 1.0]
+
+
+def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_path):
+    from analysis.quality import write_report
+
+    w = QualityWriter(tmp_path)
+    fgsm = {"bnn": [0.98, 0.8, 0.5, 0.3, 0.2], "mlp": [0.98, 0.3, 0.05, 0.01, 0.0], "mlp_dropout": [0.98, 0.5, 0.2, 0.1, 0.0]}
+    for impl, accs in fgsm.items():
+        name = "vmap_lrt" if impl == "bnn" else impl
+        w.append("fgsm.csv", [dict(run_id=impl, attempt="a", impl=name, eps=e, accuracy=a, attack_samples=10,
+                                   test_samples=20, n=100) for e, a in zip(FGSM_EPS, accs)])
+        w.append("ood.csv", [dict(run_id=impl, attempt="a", impl=name, set="mnist", status="ok", n=10),
+                             dict(run_id=impl, attempt="a", impl=name, set="rotated_90", status="ok", n=10,
+                                  auroc_mi=0.9 if impl == "bnn" else 0.5, auroc_entropy=0.8),
+                             dict(run_id=impl, attempt="a", impl=name, set="kmnist", status="skipped", reason="absent")])
+        w.append("ood_hist.csv", [dict(run_id=impl, attempt="a", set=s, bin_low=i / 20, bin_high=(i + 1) / 20, count=i)
+                                  for s in ("mnist", "rotated_90") for i in range(20)])
+        w.append(QUALITY_FILE, [_row(impl, "a", 1, True, impl=name, test_error=0.02, train_s=1.0, epoch_train_s=1.0)])
+    report = write_report(tmp_path, tmp_path / "out").read_text()
+    assert "FGSM eps = 0.1: every BNN keeps >= 0.500 accuracy, the better MLP 0.200" in report and "holds" in report
+    assert "OOD set rotated_90: AUROC of mutual information 0.900 to 0.900" in report
+    assert "Not measured (not available here): kmnist" in report
+    for name in ("fgsm_accuracy", "ood_top_class_probability", "quality_test_error"):
+        assert (tmp_path / "out" / "figures" / f"{name}.png").is_file()
+    table = pd.read_csv(tmp_path / "out" / "fgsm_accuracy.csv")
+    assert list(table.columns[-5:]) == [f"acc@eps={e:g}" for e in FGSM_EPS]
