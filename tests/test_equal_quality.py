@@ -3,9 +3,10 @@ reach test errors that agree within the seed-to-seed spread.
 
 How the tolerance was derived. The spread was measured first, with the same budget the test uses
 (784-800-800-10, S = 1, batch 128, Adam lr 1e-3, 1 epoch, 1 thread, test error of the mixture over
-20 posterior samples): `vmap_lrt` with seeds 0, 1, 2 (`bnn-bench train --impl vmap_lrt --seed 0,1,2
---lr 1e-3 --epochs 1 --test-samples 20`; results/cpu/quality-lr1e-3 for seed 0 at epoch 1,
-results/cpu/quality-seeds-lr1e-3 for seeds 1 and 2). SEED_ERRORS below are those three numbers.
+20 posterior samples): `vmap_lrt` at seeds 0 and 1 (`bnn-bench train --impl vmap_lrt --seed 1
+--lr 1e-3 --epochs 1 --test-samples 20`; results/cpu/quality-lr1e-3 for seed 0 at epoch 1: 4.08%,
+results/cpu/quality-seeds-lr1e-3 for seed 1: 3.76%). Seed 2 was started but did not finish before the
+deadline on the shared 2-core machine: two seeds give a crude spread; add seeds to SEED_ERRORS.
 Two independent runs differ by sqrt(2) times one run's standard deviation, so the tolerance on the
 difference of two implementations' errors is 3 * sqrt(2) * stdev(SEED_ERRORS): a gap larger than
 that is unlikely (< 1% under normality) to be seed noise. `sequential` and `vmap` draw the same
@@ -22,9 +23,9 @@ from bench.quality import QualityOptions, run_quality
 from bench.quality_results import counted_rows
 from bench.quality_schema import QUALITY_FILE
 
-#: Test error after 1 epoch of vmap_lrt at seeds 0, 1, 2 (measured; see the module docstring).
-SEED_ERRORS = (None, None, None)
-TOLERANCE = 3 * 2**0.5 * statistics.stdev(SEED_ERRORS) if None not in SEED_ERRORS else 0.005
+#: Test error after 1 epoch of vmap_lrt at seeds 0 and 1 (measured; see the module docstring).
+SEED_ERRORS = (0.0408, 0.0376)
+TOLERANCE = 3 * 2**0.5 * statistics.stdev(SEED_ERRORS)  # 0.96 percentage points
 
 
 @pytest.mark.slow
