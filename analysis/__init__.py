@@ -6,14 +6,29 @@ Import-light on purpose: matplotlib is imported only when figures are drawn.
 from analysis.errors import AnalysisInputError
 
 
-def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None):
+def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None):
     """Write slopes.csv, kl_cost.csv, speedups.csv, figures/ and report.md; return the path of report.md.
 
     `results_dir` may be a list of directories: merged into one report in `out_dir` (analysis.merge),
-    with `prefer` ("newest" or one of them) settling a config measured twice by different code."""
+    with `prefer` ("newest" or one of them) settling a config measured twice by different code.
+    A directory of quality runs (quality.csv, from `bnn-bench train`) gets its quality section:
+    in a report of its own when it has no runs.csv, appended to report.md when it has both.
+    """
+    from pathlib import Path
+
+    from analysis import quality
     from analysis.report import analyze as _analyze
 
-    return _analyze(results_dir, reference_dir=reference_dir, out_dir=out_dir, prefer=prefer)
+    target = quality.DEFAULT_TARGET_ERROR if target_error is None else target_error
+    single = not isinstance(results_dir, (list, tuple))
+    if single and quality.has_quality(results_dir) and not (Path(results_dir) / "runs.csv").is_file():
+        return quality.write_report(results_dir, out_dir, target)
+    report = _analyze(results_dir, reference_dir=reference_dir, out_dir=out_dir, prefer=prefer)
+    if single and quality.has_quality(results_dir):
+        lines = quality.analyze_quality(results_dir, Path(report).parent, target)
+        with open(report, "a") as f:
+            f.write("\n" + "\n".join(lines) + "\n")
+    return report
 
 
 __all__ = ["AnalysisInputError", "analyze"]

@@ -45,6 +45,9 @@ TRAINING_OPTIONS = {
     "step_mode": "eager",
     "precision": "fp32",
     "optimizer": "adam",
+    # Posterior initialization (bnn_impls/init_schemes.py): the report's, or from each layer's fan-in.
+    "init": "report",
+    "init_sigma": 0.0,  # starting sigma; 0: the scheme's default
 }
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -114,11 +117,15 @@ def _check_options(options: dict) -> None:
                                f"{', '.join(TRAINING_OPTIONS)}")
 
 
-def _build_model(task: B.TaskSpec, *, device: torch.device, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+def _build_model(task: B.TaskSpec, *, device: torch.device, dtype: torch.dtype, seed: int,
+                 init: str = "report", init_sigma: float = 0.0) -> torch.nn.Module:
     """The variational model for a task: the one place a model is made from a task, so a branch that
     makes other networks Bayesian replaces only this. The CPU generator makes the initial posterior
     the same on every device."""
-    return B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+    from bnn_impls.init_schemes import InitScheme
+
+    return B.BayesianMLP(task.sizes, init=InitScheme(init, float(init_sigma)), device=device, dtype=dtype,
+                         generator=torch.Generator().manual_seed(seed))
 
 
 def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, samples: int, **options) -> Training:
@@ -166,7 +173,8 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
                         batches=B.endless_batches(data, batch_size, generator), kl=kl,
                         kl_weight=own.kl_weight, loss_note=own.loss_note)
     if model is None:
-        model = _build_model(task, device=device, dtype=dtype, seed=seed)
+        model = _build_model(task, device=device, dtype=dtype, seed=seed, init=opts["init"],
+                             init_sigma=opts["init_sigma"])
     spec = B.ElboSpec(task.likelihood, kl, prior, data.n_train, opts["n_mc"])
     from bench.levers import build_train_steps, check_levers
 

@@ -61,6 +61,10 @@ class BenchConfig:
     # Also count one step's CPU instructions under Valgrind's Callgrind (bench/counters.py): exact,
     # but minutes per config here, so only where asked for.
     count_instructions: bool = False
+    # Posterior initialization (bnn_impls/init_schemes.py). The default is the report's setting, which
+    # its timing tables used; init_sigma 0.0 means "the scheme's default".
+    init: str = "report"
+    init_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -97,6 +97,8 @@ class Common:
     step_mode: str = "eager"
     precision: str = "fp32"
     optimizer: str = "adam"
+    init: str = "report"
+    init_sigma: float = 0.0
 
 
 PROFILES = {
@@ -176,6 +178,7 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             prior_sigma=common.prior_sigma, mixture_pi=common.mixture_pi, mixture_sigma1=common.mixture_sigma1,
             mixture_sigma2=common.mixture_sigma2,
             step_mode=common.step_mode, precision=common.precision, optimizer=common.optimizer,
+            init=common.init, init_sigma=common.init_sigma,
         )
     return dedupe(configs)
 

@@ -44,6 +44,8 @@ def config_columns(config: BenchConfig) -> dict:
         "step_mode": config.step_mode,
         "precision": config.precision,
         "optimizer": config.optimizer,
+        "init": config.init,
+        "init_sigma": config.init_sigma,
     }
 
 

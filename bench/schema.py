@@ -71,6 +71,9 @@ RUNS_COLUMNS = (
     "alloc_bytes_per_step",
     "instructions_per_step",
     "instructions_note",
+    # Posterior initialization (bnn_impls/init_schemes.py).
+    "init",
+    "init_sigma",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

@@ -16,6 +16,8 @@ from torch import nn
 from torch.func import functional_call
 import torch.nn.functional as F
 
+from bnn_impls.init_schemes import initialize_, parameter_fan_in
+
 
 @dataclass(frozen=True)
 class PosteriorInit:
@@ -44,7 +46,7 @@ class BayesianMLP(nn.Module):
         self,
         sizes: Sequence[int],
         *,
-        init: PosteriorInit = PosteriorInit(),
+        init=PosteriorInit(),  # or an init_schemes.InitScheme
         device=None,
         dtype=None,
         generator: Optional[torch.Generator] = None,
@@ -61,14 +63,15 @@ class BayesianMLP(nn.Module):
         self.mu = nn.ParameterList()
         self.rho = nn.ParameterList()
         factory = dict(device=device, dtype=dtype)
+        fan_in = 0
         for shape in shapes:
             mu = torch.empty(shape, **factory)
             rho = torch.empty(shape, **factory)
             # Draw on the CPU with a seeded generator, then move: the same seed gives the same
             # initial posterior on every device, so cpu and cuda rows train the same model.
             cpu_gen = generator if generator is not None and generator.device.type == "cpu" else None
-            mu.copy_(torch.empty(shape, dtype=mu.dtype).uniform_(init.mu_low, init.mu_high, generator=cpu_gen))
-            rho.copy_(torch.empty(shape, dtype=rho.dtype).uniform_(init.rho_low, init.rho_high, generator=cpu_gen))
+            fan_in = parameter_fan_in(shape, fan_in)
+            initialize_(mu, rho, init, fan_in=fan_in, generator=cpu_gen)
             self.mu.append(nn.Parameter(mu))
             self.rho.append(nn.Parameter(rho))
 

@@ -165,7 +165,7 @@ def test_a_new_config_field_at_its_default_keeps_old_run_ids():
         if isinstance(default, bool):
             changed = dataclasses.replace(config, **{name: not default})
         elif isinstance(default, float):  # halved: stays valid for probabilities and scales alike
-            changed = dataclasses.replace(config, **{name: default / 2})
+            changed = dataclasses.replace(config, **{name: default / 2 if default else 0.5})
         elif isinstance(default, int):
             changed = dataclasses.replace(config, **{name: default + 1})
         else:

@@ -159,6 +159,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast)")
     levers.add_argument("--optimizer", default="adam", metavar="OPT",
                         help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
+    setup.add_argument("--init", default="report", choices=("report", "fan_in"),
+                       help="posterior init (default report: mu U(-0.2, 0.2), rho U(-5, -4))")
+    setup.add_argument("--init-sigma", type=float, default=0.0, metavar="S",
+                       help="starting sigma = softplus(rho); 0 = the init's default")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -187,7 +191,10 @@ def grid_from_args(args) -> list[BenchConfig]:
         mixture_sigma2=args.mixture_sigma2,
         step_mode=getattr(args, "step_mode", "eager"), precision=getattr(args, "precision", "fp32"),
         optimizer=getattr(args, "optimizer", "adam"),
+        init=args.init, init_sigma=args.init_sigma,
     )
+    if args.init_sigma < 0:
+        raise UsageError(f"--init-sigma must be >= 0 (0: the init's default), got {args.init_sigma}")
     configs = flag_grid(overrides, common) if profile is None else build_grid(profile, overrides, common)
     if getattr(args, "count_instructions", False):
         configs = [c.replace(count_instructions=True) for c in configs]
