@@ -47,6 +47,10 @@ class BenchConfig:
     # Address-space cap for the child process (bytes); lets a sweep turn a runaway config into an
     # `oom` row instead of taking the machine down with it.
     memory_limit_bytes: Optional[int] = None
+    # Where the inputs come from: "real" (the task's data set) or "synthetic" (seeded inputs of its shape).
+    data: str = "real"
+    # A user's model factory "package.module:factory" run on the task's data; None: the task's own network.
+    model: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -63,6 +67,8 @@ class BenchConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.data not in ("real", "synthetic"):
+            raise ValueError(f"data must be 'real' or 'synthetic', got {self.data!r}")
 
     @property
     def run_id(self) -> str:

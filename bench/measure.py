@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import torch
 
 import bnn_impls as B
+from bnn_impls.models import build_model
 from bench.config import BenchConfig
 from bench.flops import count_flops
 from bench.memory import CudaPeak, Nvml, saved_tensor_bytes
@@ -30,10 +31,17 @@ def resolve_dtype(name: str) -> torch.dtype:
         raise B.BnnConfigError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}") from None
 
 
-def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None) -> RunResult:
-    """`clock` replaces the synchronized wall clock (tests inject a fake one)."""
+def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None, count_step_flops: bool = True,
+            final_step: bool = True) -> RunResult:
+    """`clock` replaces the synchronized wall clock (tests inject a fake one). `count_step_flops` and
+    `final_step` False skip the FLOP-counting step and the step that reads the final loss (the
+    memory probes of `maxnmc`, where one step may take minutes)."""
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
+    if device.type == "cuda" and config.memory_limit_bytes:
+        # The GPU's budget is the allocator's: an allocation past it raises OutOfMemoryError (an `oom` row).
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, config.memory_limit_bytes / total), device)
     dtype = resolve_dtype(config.dtype)
     B.names.check_task(config.task)
     task = B.TASK_SPECS[config.task]
@@ -42,8 +50,9 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
     B.check_combination(config.impl, kl, config.prior)
     batch_size = config.batch_size or task.batch_size
 
-    data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
-    model = B.BayesianMLP(task.sizes, device=device, dtype=dtype, generator=torch.Generator().manual_seed(config.seed))
+    data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed, data=config.data)
+    model = build_model(task, config.model, device=device, dtype=dtype,
+                        generator=torch.Generator().manual_seed(config.seed))
     elbo = B.ElboSpec(task.likelihood, kl, B.make_prior(config.prior), data.n_train, config.n_mc)
     generator = torch.Generator(device).manual_seed(config.seed)
     step = B.make_train_step(model, impl, elbo, B.make_optimizer(model, config.lr or task.lr),
@@ -56,7 +65,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
 
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
     graph_bytes = saved_tensor_bytes(one_step)
-    flops = count_flops(one_step)
+    flops = count_flops(one_step) if count_step_flops else None
     for _ in range(config.warmup_steps):
         one_step()
 
@@ -90,7 +99,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None)
         else:
             seconds.append(time_block(block, clock=clock))
 
-    final_loss = float(one_step().loss)
+    final_loss = float(one_step().loss) if final_step else None
     steps = [steps_per_repeat] * config.repeats
     stats = summarize(seconds, steps, steps_per_epoch, whole_epochs=config.epochs is not None)
 

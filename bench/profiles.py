@@ -82,6 +82,8 @@ class Common:
     dtype: str = "float32"
     data_dir: Optional[str] = None
     memory_limit_bytes: Optional[int] = None
+    data: str = "real"
+    model: Optional[str] = None
 
 
 PROFILES = {
@@ -145,5 +147,6 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             axes, steps=b.steps, epochs=b.epochs, repeats=b.repeats, warmup_steps=b.warmup, timeout_s=b.timeout_s,
             threads=common.threads, batch_size=common.batch_size, seed=common.seed, dtype=common.dtype,
             data_dir=common.data_dir, memory_limit_bytes=common.memory_limit_bytes,
+            data=common.data, model=common.model,
         )
     return dedupe(configs)

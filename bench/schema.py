@@ -50,6 +50,8 @@ RUNS_COLUMNS = (
     "torch_version",
     "git_commit",
     "timestamp",
+    "data",
+    "model",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

@@ -71,7 +71,9 @@ def run_config(config: BenchConfig, target: Callable[[BenchConfig], RunResult], 
     (config.memory_limit_bytes) and report its own peak RSS. The inline executor passes False:
     a cap would stay on the sweep itself, and its RSS mixes every config run so far.
     """
-    limit = config.memory_limit_bytes if isolated else None
+    # On a GPU the budget is the CUDA allocator's (bench.measure sets it): an address-space cap would
+    # break CUDA, which maps far more virtual memory than it uses.
+    limit = config.memory_limit_bytes if isolated and not config.device.startswith("cuda") else None
     previous = _cap_address_space(limit) if limit else None
     failure = None
     try:

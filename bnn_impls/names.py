@@ -8,7 +8,7 @@ from __future__ import annotations
 
 IMPLEMENTATIONS = ("sequential", "vmap", "vmap_lrt")
 KL_ESTIMATORS = ("sample", "closed", "mc", "repar", "repar_exact")
-TASKS = ("regression", "mnist")
+TASKS = ("regression", "mnist", "lenet5", "vgg11", "resnet18")
 PRIORS = ("gaussian", "mixture")
 
 #: As in the report: the weight-sampling implementations use Blundell's sampled KL, the LRT the closed form.

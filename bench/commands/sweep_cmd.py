@@ -80,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid = parser.add_argument_group("grid")
     grid.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     grid.add_argument("--impl", metavar="LIST", help="implementations, e.g. sequential,vmap,vmap_lrt")
-    grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist")
+    grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist, lenet5, vgg11, resnet18")
     grid.add_argument("--device", metavar="LIST", help="cpu, cuda, cuda:N, mps (default: every device found here)")
     grid.add_argument("--samples", metavar="LIST", help="Monte Carlo samples S: 1,2,5,10 or a range 1:10")
     grid.add_argument("--kl", metavar="LIST", help="KL estimators: sample, closed, mc, repar, repar_exact "
@@ -100,6 +100,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
     setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
     setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    setup.add_argument("--data", default="real", metavar="SOURCE",
+                       help="real (the task's data set; default) or synthetic (seeded inputs of the task's shape, "
+                            "for timing and memory studies without the data; recorded in the `data` column)")
+    setup.add_argument("--model", metavar="MODULE:FACTORY",
+                       help="run a user's model factory (returns an nn.Module; its Linear/Conv layers are made "
+                            "Bayesian) on the task's data, e.g. bnn_impls.architectures:resnet18")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -124,8 +130,33 @@ def grid_from_args(args) -> list[BenchConfig]:
         devices=devices, threads=args.threads or default_threads(), batch_size=args.batch_size, seed=args.seed,
         dtype=args.dtype, data_dir=args.data_dir,
         memory_limit_bytes=parse_bytes(args.memory_limit) if args.memory_limit else None,
+        data=parse_data_source(getattr(args, "data", "real")), model=getattr(args, "model", None),
     )
-    return build_grid(profile, overrides, common)
+    configs = build_grid(profile, overrides, common)
+    check_models(configs)
+    return configs
+
+
+def parse_data_source(text: str) -> str:
+    from bnn_impls.tasks import DATA_SOURCES
+
+    if text not in DATA_SOURCES:
+        raise UsageError(f"--data {text!r} is not a data source: choose one of {', '.join(DATA_SOURCES)}")
+    return text
+
+
+def check_models(configs) -> None:
+    """Before any process starts: every --model factory imports and builds an nn.Module, and every
+    implementation supports its layer types (vmap_lrt needs a moment rule per Bayesian layer type)."""
+    from bnn_impls.models import check_support
+
+    from bnn_impls.names import BnnConfigError
+
+    for key in dict.fromkeys((c.task, c.model, c.impl) for c in configs):
+        try:
+            check_support(*key)
+        except BnnConfigError as e:
+            raise UsageError(str(e)) from None
 
 
 def resolve_out(args, profile: str) -> Path:
@@ -151,10 +182,10 @@ def sweep(configs, out: Path, args, profile: str) -> Path:
 
 def check_data(configs) -> None:
     """Fail before the first config, not once per config, when a data set is missing."""
-    from bnn_impls.mnist import ensure_available
+    from bnn_impls.tasks import ensure_data
 
-    for data_dir in {c.data_dir for c in configs if c.task == "mnist"}:
-        ensure_available(data_dir)
+    for task, data_dir, data in dict.fromkeys((c.task, c.data_dir, c.data) for c in configs):
+        ensure_data(task, data_dir, data)
 
 
 def run(args) -> int:
