@@ -174,6 +174,12 @@ def analyze(results_dir, reference_dir=None, out_dir=None) -> Path:
         lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) on {top['task']} "
                      f"at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
 
+    from analysis import maxnmc  # the graph-reparameterization table, where the run searched n_mc
+
+    maxnmc_lines, maxnmc_figures = maxnmc.report_lines(results.runs, machine, out)
+    lines += maxnmc_lines
+    figure_paths += maxnmc_figures
+
     lines += ["", "## Figures", ""]
     for p in figure_paths:
         if p.suffix == ".png":

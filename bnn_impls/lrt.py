@@ -94,6 +94,11 @@ class _LrtLayer(nn.Module):
 
     def forward(self, x):
         mean, var = self.rule(self.layer, x, self.mu_weight, self.mu_bias, self.var_weight, self.var_bias)
+        if self.var_bias is None:
+            # Without a bias variance, an output whose receptive field is all zeros (after a ReLU, or in
+            # the padding) has variance exactly 0, where sqrt's derivative is infinite (NaN gradients).
+            # A floor of eps^2 (std ~1e-7 in float32) is far below any weight's own noise.
+            var = var + torch.finfo(var.dtype).eps ** 2
         return mean + var.sqrt() * self.noise
 
 
