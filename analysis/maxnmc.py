@@ -49,8 +49,12 @@ def max_n_mc_table(runs: pd.DataFrame) -> pd.DataFrame:
                 continue
             ok = k.loc[k["status"] == "ok", "n_mc"]
             best = int(ok.max()) if len(ok) else 0
-            oom = k.loc[(k["status"] == "oom") & (k["n_mc"] > best), "n_mc"]
-            other = k.loc[~k["status"].isin(["ok", "oom"]) & (k["n_mc"] > best), "status"]
+            # An oom row counts only when the probe failed under its own budget: the kernel's OOM killer
+            # (machine RAM exhausted by other processes) says nothing about the budget.
+            killed = k["error"].astype(str).str.contains("killed by SIGKILL", regex=False)
+            oom = k.loc[(k["status"] == "oom") & ~killed & (k["n_mc"] > best), "n_mc"]
+            other = k.loc[(~k["status"].isin(["ok", "oom"]) | killed) & (k["n_mc"] > best), "status"]
+            other = other.where(~killed.reindex(other.index, fill_value=False), "killed by the system")
             if len(oom):
                 row[kl] = f"{best:,} (oom at {int(oom.min()):,})"
             elif len(other):
@@ -118,7 +122,9 @@ def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path) -> tuple[list[
              f"Budget: {budget or 'see the command in meta.json'} per probe process, on {machine}.", "",
              markdown_table(shown), "",
              "Each cell: the largest n_mc whose training step finished, and the probe that ran out of memory "
-             "above it (\">=\": no probe above it failed, the search stopped at its cap).", "",
+             "under the budget above it (\">=\": no probe above it failed under the budget: the search stopped "
+             "at its cap, or a probe was killed by the kernel's OOM killer because the machine's RAM ran out, "
+             "which says nothing about the budget).", "",
              f"The paper ({PAPER_CITATION}) states:", ""]
     lines += [f"- {kl}: {text}" for kl, text in PAPER.items()]
     per_model = []

@@ -32,6 +32,20 @@ DEFAULT_CAPS = {"mc": 10**4, "repar": 10**4, "repar_exact": 10**6}
 ESTIMATORS = tuple(DEFAULT_CAPS)
 
 
+#: The error text of a probe the kernel's OOM killer ended (bench.executors): the machine ran out of
+#: RAM, which says nothing about the probe's budget (other processes hold the rest), so it is no
+#: `oom` for the search: the probe is tried again, and if the kernel kills it again the search stops.
+SYSTEM_KILL = "killed by SIGKILL"
+
+
+def search_status(row: dict) -> str:
+    """The status the search acts on: "oom" only for a failure under the probe's own budget."""
+    status = row.get("status", "error")
+    if status == "oom" and SYSTEM_KILL in str(row.get("error", "")):
+        return "killed"
+    return status
+
+
 def measure_probe(config: BenchConfig) -> RunResult:
     from bench.measure import measure
 
@@ -82,19 +96,26 @@ def search_max_n_mc(fits: Callable[[int], str], cap: int, *, growth: int = 10, p
 
 def run_maxnmc(base: BenchConfig, tasks: Sequence[str], estimators: Sequence[str], caps: dict, out_dir, *,
                executor: str = "local", resume: bool = False, argv=None, growth: int = 10, precision: float = 0.05,
-               report: Callable[[str], None] = print) -> dict:
+               retries: int = 1,
+               report: Optional[Callable[[str], None]] = None) -> dict:
     """Search every (task, estimator); rows go to out_dir/runs.csv. Returns {(task, kl): SearchResult}.
+
+    A probe killed by the kernel's OOM killer (the machine's RAM, not the budget) is run again up to
+    `retries` times; if it is killed every time the search of that pair stops there ("killed").
 
     `base` carries what every probe shares (impl, samples, steps, memory limit, ...). On --resume a
     probe whose run_id already has a final row is not run again: its recorded status is reused.
     """
     out_dir = Path(out_dir)
+    report = report or (lambda line: print(line, flush=True))  # progress, line by line, even into a log file
     runner = make_executor(executor, target=PROBE_TARGET, folder=out_dir / "slurm")
     writer = ResultsWriter(out_dir, resume=resume)
     configs = [base.replace(task=t, kl=k, n_mc=1) for t in tasks for k in estimators]
     meta = writer.start_meta(configs=configs, profile="maxnmc", argv=argv or [], machine=machine_info(),
                              executor=executor)
-    recorded = {row["run_id"]: row["status"] for row in read_runs(out_dir)} if resume else {}
+    # A probe the kernel killed is not reused: it is probed again.
+    recorded = {row["run_id"]: search_status(row) for row in read_runs(out_dir)} if resume else {}
+    recorded = {run_id: status for run_id, status in recorded.items() if status != "killed"}
     found = {}
     interrupted = True
     try:
@@ -104,12 +125,15 @@ def run_maxnmc(base: BenchConfig, tasks: Sequence[str], estimators: Sequence[str
                     config = base.replace(task=task, kl=kl, n_mc=n)
                     if config.run_id in recorded:
                         return recorded[config.run_id]
-                    try:
-                        result = runner.run(config)
-                    except Exception as e:  # an executor bug costs this probe, not the table
-                        result = failure_result(config, "error", f"executor failed: {one_line(e)}")
-                    writer.append(result)
-                    status = result.row["status"]
+                    for _attempt in range(1 + retries):
+                        try:
+                            result = runner.run(config)
+                        except Exception as e:  # an executor bug costs this probe, not the table
+                            result = failure_result(config, "error", f"executor failed: {one_line(e)}")
+                        writer.append(result)
+                        status = search_status(result.row)
+                        if status != "killed":
+                            break
                     recorded[config.run_id] = status
                     step = result.row.get("step_s_median")
                     report(f"{task:<10} {kl:<12} n_mc={n:<8} {status:<7}"
