@@ -93,15 +93,23 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
         raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
-    if tuple(header) != tuple(columns):
+    # Columns are only ever appended at the end: a file written before the last ones were added has a
+    # prefix of today's header, and reads with those columns empty.
+    if not header or tuple(header) != tuple(columns[: len(header)]):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+    missing = {c: "" for c in columns[len(header):]}
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
-        if len(fields) != len(columns):
-            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(columns)}")
-        rows.append(dict(zip(columns, fields)))
+        if len(fields) != len(header):
+            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(header)}")
+        rows.append({**dict(zip(header, fields)), **missing})
     return rows
+
+
+def header_is_current(path: Path, columns: Sequence[str]) -> bool:
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader([f.readline().rstrip("\n")]), [])) == tuple(columns)
 
 
 def read_runs(out_dir) -> list[dict]:
@@ -216,6 +224,9 @@ class ResultsWriter:
         if nonempty:
             # Validate everything before the first append, so a corrupt file is never appended to.
             read_repeats(self.dir)
+            if self.runs_path.exists() and self.runs_path.stat().st_size and not header_is_current(self.runs_path, RUNS_COLUMNS):
+                raise UsageError(f"{self.runs_path} was written by an older version (fewer columns): it can be "
+                                 "read and analyzed, but not resumed; start a new --out")
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
                 _append(path, format_line(columns))
