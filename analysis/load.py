@@ -53,6 +53,8 @@ def load_results(directory) -> Results:
         raise AnalysisInputError(f"{directory} is not a directory: give a results directory written by "
                                  "`run_bench.py sweep`")
     runs = _read_csv(directory / RUNS_FILE, REQUIRED_RUNS_COLUMNS)
+    # A config run again (maxnmc re-probes one the kernel's OOM killer ended) has several rows: the last counts.
+    runs = runs.drop_duplicates("run_id", keep="last").reset_index(drop=True)
     try:
         # The harness's own reader: the same line checks, and the same rule for repeats of a config
         # that was re-run after a crash (only its last `repeats` rows count).

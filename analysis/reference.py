@@ -52,6 +52,6 @@ def build_reference_dir(table2_csv, out_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     runs = reference_runs(pd.read_csv(table2_csv))
     runs.to_csv(out / RUNS_FILE, index=False)
-    pd.DataFrame(columns=list(REPEATS_COLUMNS)).to_csv(out / REPEATS_FILE, index=False)
+    pd.DataFrame(columns=list(REPEATS_COLUMNS[:4])).to_csv(out / REPEATS_FILE, index=False)  # no rounds
     (out / META_FILE).write_text(json.dumps(META, indent=2) + "\n")
     return out

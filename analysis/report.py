@@ -251,6 +251,14 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
     from analysis.throughput import throughput_section
 
     lines += throughput_section(ok, markdown_table)
+    from analysis import maxnmc  # the graph-reparameterization table, where the run searched n_mc
+
+    # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
+    # cost per draw is the KL-cost table's business, and it searched no memory budget.
+    if results.meta.get("profile") == "maxnmc":
+        maxnmc_lines, maxnmc_figures = maxnmc.report_lines(results.runs, machine, out)
+        lines += maxnmc_lines
+        figure_paths += maxnmc_figures
 
     lines += ["", "## Figures", ""]
     for p in figure_paths:

@@ -41,6 +41,8 @@ TRAINING_OPTIONS = {
     "mixture_sigma2": math.exp(-6),
     "task": None,  # with a model instead of a task name: the task whose data, likelihood and defaults to use
     "data": None,  # a bnn_impls.Dataset to train on instead of the task's own
+    "data_source": "real",  # or "synthetic": seeded inputs of the task's shape (the config's `data`)
+    "model_factory": None,  # "package.module:factory" run on the task's data (the config's `model`)
     # Speed levers (bench/levers.py): how the step runs, in which precision, with which Adam kernel.
     "step_mode": "eager",
     "precision": "fp32",
@@ -118,14 +120,16 @@ def _check_options(options: dict) -> None:
 
 
 def _build_model(task: B.TaskSpec, *, device: torch.device, dtype: torch.dtype, seed: int,
-                 init: str = "report", init_sigma: float = 0.0) -> torch.nn.Module:
+                 init: str = "report", init_sigma: float = 0.0, factory: Optional[str] = None) -> torch.nn.Module:
     """The variational model for a task: the one place a model is made from a task, so a branch that
     makes other networks Bayesian replaces only this. The CPU generator makes the initial posterior
     the same on every device."""
     from bnn_impls.init_schemes import InitScheme
 
-    return B.BayesianMLP(task.sizes, init=InitScheme(init, float(init_sigma)), device=device, dtype=dtype,
-                         generator=torch.Generator().manual_seed(seed))
+    from bnn_impls.models import build_model
+
+    return build_model(task, factory, device=device, dtype=dtype, generator=torch.Generator().manual_seed(seed),
+                       init=InitScheme(init, float(init_sigma)))
 
 
 def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, samples: int, **options) -> Training:
@@ -162,7 +166,8 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
 
     data = opts["data"]
     if data is None:
-        data = B.load_dataset(task_name, device, dtype, data_dir=opts["data_dir"], seed=seed)
+        data = B.load_dataset(task_name, device, dtype, data_dir=opts["data_dir"], seed=seed,
+                              data=opts["data_source"])
     generator = torch.Generator(device).manual_seed(seed)
     if registry.capabilities(impl).trains_own_model:
         # A peer library: its own model, loss and optimizer (bnn_impls.own_training); timed the same way.
@@ -174,7 +179,7 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
                         kl_weight=own.kl_weight, loss_note=own.loss_note)
     if model is None:
         model = _build_model(task, device=device, dtype=dtype, seed=seed, init=opts["init"],
-                             init_sigma=opts["init_sigma"])
+                             init_sigma=opts["init_sigma"], factory=opts["model_factory"])
     spec = B.ElboSpec(task.likelihood, kl, prior, data.n_train, opts["n_mc"])
     from bench.levers import build_train_steps, check_levers
 
@@ -192,7 +197,11 @@ def build_training(task_or_model: Union[str, torch.nn.Module], impl: str, sample
 
 def training_options(config: BenchConfig) -> dict:
     """The `build_training` options a config stands for."""
-    return {name: getattr(config, name) for name in TRAINING_OPTIONS if hasattr(config, name)}
+    options = {name: getattr(config, name) for name in TRAINING_OPTIONS if hasattr(config, name)}
+    # The config names its data source and model factory `data` and `model`; here `data` is a Dataset.
+    options.pop("data", None)
+    options.update(data_source=config.data, model_factory=config.model)
+    return options
 
 
 def measure_config(**fields) -> dict:

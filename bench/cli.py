@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from bench.commands import analyze_cmd, check, default_cmd, list_cmd, profile_cmd, sweep_cmd, train_cmd
+from bench.commands import analyze_cmd, check, default_cmd, list_cmd, maxnmc_cmd, profile_cmd, sweep_cmd, train_cmd
 from bench.errors import UsageError
 
 PROG = "bnn-bench"
@@ -26,11 +26,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description=default_cmd.DESCRIPTION,
-        epilog="Commands: list, sweep, analyze, check, profile, train; `bnn-bench COMMAND --help` for each.",
+        epilog="Commands: list, sweep, analyze, check, profile, train, maxnmc; `bnn-bench COMMAND --help` for each.",
     )
     default_cmd.add_arguments(parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (list_cmd, sweep_cmd, analyze_cmd, check, profile_cmd, train_cmd):
+    for command in (list_cmd, sweep_cmd, analyze_cmd, check, profile_cmd, train_cmd, maxnmc_cmd):
         command.add_parser(subparsers)
     return parser
 

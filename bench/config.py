@@ -65,6 +65,10 @@ class BenchConfig:
     # its timing tables used; init_sigma 0.0 means "the scheme's default".
     init: str = "report"
     init_sigma: float = 0.0
+    # Where the inputs come from: "real" (the task's data set) or "synthetic" (seeded inputs of its shape).
+    data: str = "real"
+    # A user's model factory "package.module:factory" run on the task's data; None: the task's own network.
+    model: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -91,6 +95,8 @@ class BenchConfig:
         """The keyword arguments `bnn_impls.make_prior(self.prior, ...)` takes for this config's prior."""
         return prior_params(self.prior, sigma=self.prior_sigma, pi=self.mixture_pi, sigma1=self.mixture_sigma1,
                             sigma2=self.mixture_sigma2)
+        if self.data not in ("real", "synthetic"):
+            raise ValueError(f"data must be 'real' or 'synthetic', got {self.data!r}")
 
     @property
     def run_id(self) -> str:

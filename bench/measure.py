@@ -40,9 +40,11 @@ def build_config_training(config: BenchConfig) -> Training:
 
 
 def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
-            pacer: Optional[Pacer] = None) -> RunResult:
+            pacer: Optional[Pacer] = None, count_step_flops: bool = True, final_step: bool = True) -> RunResult:
     """`clock` replaces the synchronized wall clock (tests inject a fake one). `pacer` (interleaved
-    rounds, bench/rounds.py) decides when each repeat runs and hears each one's time."""
+    rounds, bench/rounds.py) decides when each repeat runs and hears each one's time.
+    `count_step_flops` and `final_step` False skip the FLOP- and operator-counting steps and the step
+    that reads the final loss (the memory probes of `maxnmc`, where one step may take minutes)."""
     device = torch.device(config.device)
     check_config_levers(config)
     if device.type == "cuda":  # also lifts a cap an earlier config left in this process (inline executor)
@@ -60,8 +62,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
         if "saved tensor hooks" not in str(e):
             raise
         graph_bytes = None
-    flops = count_flops(training.instrumented_step)
-    op_counts = count_ops(training.instrumented_step)
+    flops = count_flops(training.instrumented_step) if count_step_flops else None
+    op_counts = count_ops(training.instrumented_step) if count_step_flops else None
     instructions = count_instructions(config) if config.count_instructions else None
     for _ in range(config.warmup_steps):
         one_step()
@@ -101,7 +103,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     # final_loss: the negative ELBO per training example of one more (untimed) step after the repeats,
     # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
     # the noise: a sanity figure, not a converged loss.
-    final_loss = float(one_step().loss)
+    final_loss = float(one_step().loss) if final_step else None
     steps = [steps_per_repeat] * config.repeats
     stats = summarize(seconds, steps, steps_per_epoch, whole_epochs=config.epochs is not None)
 

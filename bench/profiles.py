@@ -99,6 +99,8 @@ class Common:
     optimizer: str = "adam"
     init: str = "report"
     init_sigma: float = 0.0
+    data: str = "real"
+    model: Optional[str] = None
 
 
 PROFILES = {
@@ -179,6 +181,7 @@ def build_grid(profile: Profile, overrides: Overrides = Overrides(), common: Com
             mixture_sigma2=common.mixture_sigma2,
             step_mode=common.step_mode, precision=common.precision, optimizer=common.optimizer,
             init=common.init, init_sigma=common.init_sigma,
+            data=common.data, model=common.model,
         )
     return dedupe(configs)
 

@@ -34,6 +34,8 @@ def config_columns(config: BenchConfig) -> dict:
         "threads": config.threads,
         "seed": config.seed,
         "warmup_steps": config.warmup_steps,
+        "data": config.data,
+        "model": config.model,
         "cpu_model": cpu_model(),
         "git_commit": git_commit(),
         "timestamp": now_iso(),

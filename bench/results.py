@@ -115,6 +115,7 @@ def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
     header = next(csv.reader([lines[0]])) if lines else []
     if not _known_header(header, columns):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+    missing = {c: "" for c in columns[len(header):]}
     rows = []
     missing = {column: "" for column in columns[len(header):]}
     for number, line in enumerate(lines[1:], start=2):

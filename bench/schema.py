@@ -74,6 +74,8 @@ RUNS_COLUMNS = (
     # Posterior initialization (bnn_impls/init_schemes.py).
     "init",
     "init_sigma",
+    "data",
+    "model",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.

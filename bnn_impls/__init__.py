@@ -1,22 +1,28 @@
-"""Bayes by Backprop for one mean-field Gaussian MLP, in interchangeable implementations.
+"""Bayes by Backprop for mean-field Gaussian networks (any nn.Module of Linear and Conv layers, made
+Bayesian by `bayesify`), in interchangeable implementations.
 
-    model = BayesianMLP(TASK_SPECS["mnist"].sizes)
+    model = BayesianMLP(TASK_SPECS["mnist"].sizes)       # or bayesify(my_module)
     impl = get_implementation("vmap_lrt")
     spec = ElboSpec(likelihood, kl="closed", prior=make_prior("gaussian"), n_train=60000)
     terms = impl.loss(model, x, y, samples=10, spec=spec, generator=g)
 """
 
+from bnn_impls.bayesify import BAYESIAN_LAYER_TYPES, BayesianModel, bayesify
+from bnn_impls.cifar import load_cifar10
 from bnn_impls.kl import closed_kl, mc_kl, repar_exact_kl, repar_kl, sample_kl, standalone_kl
 from bnn_impls.likelihood import CategoricalLikelihood, GaussianLikelihood
 from bnn_impls.mnist import DataError, load_mnist
-from bnn_impls.model import BayesianMLP, PosteriorInit
+from bnn_impls.model import BayesianMLP, PosteriorInit, mlp
+from bnn_impls.models import build_model, build_module
 from bnn_impls.names import (
     IMPLEMENTATIONS, KL_ESTIMATORS, PRIORS, TASKS, BnnConfigError, check_combination, default_kl,
 )
 from bnn_impls.objective import ElboSpec, LossTerms
 from bnn_impls.priors import GaussianPrior, ScaleMixturePrior, make_prior
 from bnn_impls.registry import get_implementation, implementation_names, register_implementation
-from bnn_impls.tasks import TASK_SPECS, Dataset, TaskSpec, endless_batches, epoch_batches, load_dataset, steps_per_epoch
+from bnn_impls.tasks import (
+    DATA_SOURCES, TASK_SPECS, Dataset, TaskSpec, endless_batches, epoch_batches, load_dataset, steps_per_epoch,
+)
 from bnn_impls.train import make_optimizer, make_train_step
 
 __all__ = [name for name in dir() if not name.startswith("_")]

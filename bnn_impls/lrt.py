@@ -1,26 +1,158 @@
 """`vmap_lrt`: vmap plus the local reparameterization trick (Kingma, Salimans & Welling 2015).
 
-Per layer the pre-activation b = x W^T + c with W ~ N(mu_W, sigma_W^2), c ~ N(mu_c, sigma_c^2)
-is Gaussian given x, with mean x mu_W^T + mu_c and variance x^2 (sigma_W^2)^T + sigma_c^2; one
-standard normal per unit, per example and per sample replaces a whole weight draw. Weights are
-never sampled, so the KL must come from a standalone estimator (closed form by default).
+For a layer linear in its weights, b = x W^T + c with W ~ N(mu_W, sigma_W^2), c ~ N(mu_c, sigma_c^2)
+is Gaussian given x, with mean x mu_W^T + mu_c and variance x^2 (sigma_W^2)^T + sigma_c^2: one
+standard normal per output unit, per example and per sample replaces a whole weight draw. The same
+holds for a convolution (each output sums products of distinct weights): mean conv(x, mu), variance
+conv(x^2, sigma^2) with the layer's stride, padding, dilation and groups. Weights are never sampled,
+so the KL must come from a standalone estimator (closed form by default).
+
+Any module works whose Bayesian layers all have a moment rule (`MOMENT_RULES`, extended with
+`register_moment_rule`): the skeleton runs through `functional_call` with each Bayesian layer
+swapped for its rule plus the sample's noise, and everything else (ReLU, pooling, BatchNorm,
+residual sums) as the module wrote it.
 """
 
 from __future__ import annotations
 
+import copy
+import weakref
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch.func import vmap
+from torch import nn
+from torch.func import functional_call, vmap
 
+from bnn_impls.bayesify import BayesianModel
 from bnn_impls.kl import standalone_kl
-from bnn_impls.model import BayesianMLP
+from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
+
+#: (layer, x, mu_weight, mu_bias, var_weight, var_bias) -> (mean, variance) of the layer's output given x.
+MomentRule = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def layer_moments(x, mu_w, mu_b, var_w, var_b):
-    """Mean and variance of one layer's pre-activations given its input."""
+    """Mean and variance of a Linear layer's pre-activations given its input."""
     return F.linear(x, mu_w, mu_b), F.linear(x * x, var_w, var_b)
+
+
+def linear_moments(layer: nn.Linear, x, mu_w, mu_b, var_w, var_b):
+    return layer_moments(x, mu_w, mu_b, var_w, var_b)
+
+
+def conv_moments(layer: nn.modules.conv._ConvNd, x, mu_w, mu_b, var_w, var_b):
+    """`_conv_forward` applies the layer's own stride, padding (and padding mode), dilation and groups.
+    Padding copies or zeroes inputs, so padding x^2 equals squaring the padded x."""
+    return layer._conv_forward(x, mu_w, mu_b), layer._conv_forward(x * x, var_w, var_b)
+
+
+MOMENT_RULES: dict[type, MomentRule] = {
+    nn.Linear: linear_moments,
+    nn.Conv1d: conv_moments,
+    nn.Conv2d: conv_moments,
+    nn.Conv3d: conv_moments,
+}
+
+
+def register_moment_rule(layer_type: type, rule: MomentRule, *, replace: bool = False) -> None:
+    if layer_type in MOMENT_RULES and not replace:
+        raise BnnConfigError(f"a moment rule for {layer_type.__name__} is already registered: pass replace=True")
+    MOMENT_RULES[layer_type] = rule
+
+
+def moment_rule(layer: nn.Module, path: str = "") -> MomentRule:
+    """The rule of the layer's exact type (a subclass may change the forward, so no isinstance)."""
+    rule = MOMENT_RULES.get(type(layer))
+    if rule is None:
+        where = f" (layer {path!r})" if path else ""
+        raise BnnConfigError(
+            f"vmap_lrt has no moment rule for the Bayesian layer type {type(layer).__name__}{where}: use the "
+            f"sequential or vmap implementation, or register one with bnn_impls.lrt.register_moment_rule "
+            f"(rules exist for {', '.join(t.__name__ for t in MOMENT_RULES)})"
+        )
+    return rule
+
+
+def check_lrt_support(model: BayesianModel) -> None:
+    """BnnConfigError naming the first Bayesian layer type without a moment rule."""
+    for layer in model.bayesian_layers:
+        moment_rule(layer.module, layer.path)
+
+
+class _LrtLayer(nn.Module):
+    """Stands in for one Bayesian layer: its output is mean + sqrt(var) * noise. The moments' inputs
+    and the noise are buffers, supplied per call through functional_call."""
+
+    def __init__(self, layer: nn.Module, rule: MomentRule):
+        super().__init__()
+        object.__setattr__(self, "layer", layer)  # hyper-parameters only; not a submodule
+        self.rule = rule
+        for name in ("mu_weight", "mu_bias", "var_weight", "var_bias", "noise"):
+            self.register_buffer(name, None)
+
+    def forward(self, x):
+        mean, var = self.rule(self.layer, x, self.mu_weight, self.mu_bias, self.var_weight, self.var_bias)
+        if self.var_bias is None:
+            # Without a bias variance, an output whose receptive field is all zeros (after a ReLU, or in
+            # the padding) has variance exactly 0, where sqrt's derivative is infinite (NaN gradients).
+            # A floor of eps^2 (std ~1e-7 in float32) is far below any weight's own noise.
+            var = var + torch.finfo(var.dtype).eps ** 2
+        return mean + var.sqrt() * self.noise
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> nn.Module:
+    if not path:
+        return module
+    parent_path, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent_path) if parent_path else root, name, module)
+    return root
+
+
+class _LrtSkeleton:
+    """The model's skeleton with every Bayesian layer replaced by an `_LrtLayer`, and the shapes of
+    their outputs per input shape (found once on the meta device)."""
+
+    def __init__(self, model: BayesianModel):
+        check_lrt_support(model)
+        module = copy.deepcopy(model.skeleton)
+        for layer in model.bayesian_layers:
+            module = _set_submodule(module, layer.path, _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
+        self.module = module
+        self.paths = tuple(layer.path for layer in model.bayesian_layers)
+        self._shapes: dict[tuple, list[torch.Size]] = {}
+
+    def output_shapes(self, model: BayesianModel, x_shape: Sequence[int]) -> list[torch.Size]:
+        """Per Bayesian layer, the shape of its output for an input of shape x_shape (batch included)."""
+        key = (tuple(x_shape), model.training)
+        if key not in self._shapes:
+            shapes: dict[str, torch.Size] = {}
+
+            def record(path):
+                def hook(module, args, out):
+                    shapes.setdefault(path, out.shape)  # returns None: the output is left alone
+                return hook
+
+            # A copy: BatchNorm in training mode writes its (meta) running stats.
+            probe = copy.deepcopy(model.skeleton)
+            for p in self.paths:
+                probe.get_submodule(p).register_forward_hook(record(p))
+            with torch.no_grad():
+                probe(torch.empty(tuple(x_shape), device="meta"))
+            self._shapes[key] = [shapes[p] for p in self.paths]
+        return self._shapes[key]
+
+
+_SKELETONS: "weakref.WeakKeyDictionary[BayesianModel, _LrtSkeleton]" = weakref.WeakKeyDictionary()
+
+
+def lrt_skeleton(model: BayesianModel) -> _LrtSkeleton:
+    found = _SKELETONS.get(model)
+    if found is None:
+        found = _SKELETONS[model] = _LrtSkeleton(model)
+    found.module.train(model.training)
+    return found
 
 
 class VmapLRT(ElboImplementation):
@@ -33,45 +165,63 @@ class VmapLRT(ElboImplementation):
         # saving can be measured rather than assumed.
         self.hoist_first_layer = hoist_first_layer
 
-    def draw_activation_noise(self, model: BayesianMLP, samples: int, batch: int, generator) -> list[torch.Tensor]:
-        """One standard normal per sample, example and unit of every layer: (S, B, out) each."""
+    def draw_activation_noise(self, model: BayesianModel, samples: int, x: Union[torch.Tensor, Sequence[int], int],
+                              generator) -> list[torch.Tensor]:
+        """One standard normal per sample, example and output unit of every Bayesian layer:
+        (S, *layer output) each. `x`: the input, its shape, or (for a model whose first operation is
+        its first Linear layer, like the MLP) just the batch size."""
+        if isinstance(x, int):
+            first = model.bayesian_layers[0].module
+            if not isinstance(first, nn.Linear):
+                raise BnnConfigError("draw_activation_noise needs the input (or its shape) for a model that does "
+                                     "not start with a Linear layer: pass x or x.shape")
+            x_shape = (x, first.in_features)
+        else:
+            x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x)
         mu0 = model.mu[0]
         return [
-            torch.randn((samples, batch, n_out), generator=generator, device=mu0.device, dtype=mu0.dtype)
-            for n_out in model.sizes[1:]
+            torch.randn((samples, *shape), generator=generator, device=mu0.device, dtype=mu0.dtype)
+            for shape in lrt_skeleton(model).output_shapes(model, x_shape)
         ]
 
-    def _outputs(self, model: BayesianMLP, x, samples, generator, noise, sigmas):
-        zetas = list(noise) if noise is not None else self.draw_activation_noise(model, samples, x.shape[0], generator)
-        layers = model.layers()
-        means = [(model.mu[w], model.mu[b]) for w, b in layers]
-        variances = [(sigmas[w] ** 2, sigmas[b] ** 2) for w, b in layers]
+    def _outputs(self, model: BayesianModel, x, samples, generator, noise, sigmas):
+        skeleton = lrt_skeleton(model)
+        zetas = list(noise) if noise is not None else self.draw_activation_noise(model, samples, x, generator)
+        moments = {}
+        for layer in model.bayesian_layers:
+            w, b = layer.weight, layer.bias
+            moments[f"{layer.path}.mu_weight"] = model.mu[w]
+            moments[f"{layer.path}.var_weight"] = sigmas[w] ** 2
+            if b is not None:
+                moments[f"{layer.path}.mu_bias"] = model.mu[b]
+                moments[f"{layer.path}.var_bias"] = sigmas[b] ** 2
+        fixed = dict(moments)
+        fixed.update(model.point_parameters())
+        buffers = model.sample_buffers(samples)
+        if buffers is None:
+            fixed.update(model.buffer_dict())
+        paths = skeleton.paths
 
-        # The first layer's moments do not depend on the sample (every sample sees the same x):
-        # compute them once per batch, outside the map, and only add per-sample noise.
+        # Every sample sees the same x (in_dims None), so whatever precedes the first Bayesian layer,
+        # and that layer's two moment convolutions, involve no batched tensor: vmap runs them once per
+        # batch, not once per sample, and only the noise is per sample (the first-layer hoisting).
+        def one_sample(zeta_list, x_s, buffers_s):
+            tensors = dict(fixed)
+            tensors.update((f"{p}.noise", z) for p, z in zip(paths, zeta_list))
+            if buffers_s is not None:
+                tensors.update(buffers_s)
+            return functional_call(skeleton.module, tensors, (x_s,))
+
+        buffer_dim = None if buffers is None else 0
         if self.hoist_first_layer:
-            mean0, var0 = layer_moments(x, *means[0], *variances[0])
-            std0 = var0.sqrt()
+            out = vmap(one_sample, in_dims=(0, None, buffer_dim))(zetas, x, buffers)
         else:
             xs = x.expand(samples, *x.shape).contiguous()
+            out = vmap(one_sample, in_dims=(0, 0, buffer_dim))(zetas, xs, buffers)
+        model.commit_buffers(buffers)
+        return out
 
-        def one_sample(zeta_list, x_s=None):
-            if x_s is not None:
-                mean, var = layer_moments(x_s, *means[0], *variances[0])
-                h = mean + var.sqrt() * zeta_list[0]
-            else:
-                h = mean0 + std0 * zeta_list[0]
-            for (mu_w, mu_b), (var_w, var_b), zeta in zip(means[1:], variances[1:], zeta_list[1:]):
-                h = torch.relu(h)
-                mean, var = layer_moments(h, mu_w, mu_b, var_w, var_b)
-                h = mean + var.sqrt() * zeta
-            return h
-
-        if self.hoist_first_layer:
-            return vmap(one_sample)(zetas)
-        return vmap(one_sample)(zetas, xs)
-
-    def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
+    def nll_and_kl(self, model: BayesianModel, x, y, samples, spec: ElboSpec, generator, noise):
         sigmas = model.sigmas()  # once per step: the forward pass and the closed-form KL share it
         out = self._outputs(model, x, samples, generator, noise, sigmas)
         nll = spec.likelihood.nll(out, y).mean()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 IMPLEMENTATIONS = ("sequential", "vmap", "vmap_lrt")
 KL_ESTIMATORS = ("sample", "closed", "mc", "repar", "repar_exact")
-TASKS = ("regression", "mnist")
+TASKS = ("regression", "mnist", "lenet5", "vgg11", "resnet18")
 PRIORS = ("gaussian", "mixture")
 
 #: Estimators whose math needs the Gaussian prior (closed form, or the sufficient-statistic rewrite).

@@ -19,17 +19,27 @@ class SequentialBBB(ElboImplementation):
         eps = [n[s] for n in noise] if noise is not None else model.draw_weight_noise(None, generator)
         return eps, model.weights_from_noise(eps)
 
+    @staticmethod
+    def _sample_buffers(buffers, s):
+        return None if buffers is None else {name: b[s] for name, b in buffers.items()}
+
     def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
         nll = kl = 0.0
+        buffers = model.sample_buffers(samples)  # BatchNorm's running stats: one copy per sample
         for s in range(samples):
             eps, w = self._draw(model, s, generator, noise)
-            nll = nll + spec.likelihood.nll(model.apply_weights(w, x), y).mean()
+            nll = nll + spec.likelihood.nll(model.apply_weights(w, x, self._sample_buffers(buffers, s)), y).mean()
             if spec.kl == "sample":
                 kl = kl + sample_kl(model, eps, w, spec.prior)
+        model.commit_buffers(buffers)
         nll = nll / samples
         kl = kl / samples if spec.kl == "sample" else standalone_kl(spec.kl, model, spec.prior, spec.n_mc, generator)
         return nll, kl
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor:
         check_samples(samples)
-        return torch.stack([model.apply_weights(self._draw(model, s, generator, noise)[1], x) for s in range(samples)])
+        buffers = model.sample_buffers(samples)
+        out = torch.stack([model.apply_weights(self._draw(model, s, generator, noise)[1], x,
+                                               self._sample_buffers(buffers, s)) for s in range(samples)])
+        model.commit_buffers(buffers)
+        return out

@@ -19,8 +19,11 @@ class VmapBBB(ElboImplementation):
     def _outputs(self, model, x, samples, generator, noise):
         eps = list(noise) if noise is not None else model.draw_weight_noise(samples, generator)
         weights = model.weights_from_noise(eps)  # each (S, *param)
+        # BatchNorm's running stats: one copy per sample, mapped like the weights (None: nothing written).
+        buffers = model.sample_buffers(samples)
         # x is shared by every sample (in_dims None): vmap batches only what depends on the weights.
-        out = vmap(model.apply_weights, in_dims=(0, None))(weights, x)
+        out = vmap(model.apply_weights, in_dims=(0, None, None if buffers is None else 0))(weights, x, buffers)
+        model.commit_buffers(buffers)
         return eps, weights, out
 
     def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):

@@ -43,8 +43,9 @@ def listing() -> str:
         lines += [f"  {name:<22} {why}" for name, why in missing.items()]
     lines += ["KL estimators (what they need):"]
     lines += [f"  {kl:<12} {KL_NEEDS.get(kl, '')}" for kl in names.KL_ESTIMATORS]
-    lines += ["tasks (layer sizes):"]
-    lines += [f"  {t.name:<12} {'-'.join(map(str, t.sizes))}" for t in TASK_SPECS.values()]
+    lines += ["tasks (network):"]
+    lines += [f"  {t.name:<12} {t.architecture + ' ' + 'x'.join(map(str, t.input_shape)) if t.architecture else 'MLP ' + '-'.join(map(str, t.sizes))}"
+              for t in TASK_SPECS.values()]
     lines += ["profiles:"]
     lines += [f"  {p.name:<12} {p.description}" for p in PROFILES.values()]
     lines += ["devices found here:", "  " + ", ".join(available_devices())]

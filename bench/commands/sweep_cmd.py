@@ -104,7 +104,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid.add_argument("--profile", default=None,
                       help=f"one of {', '.join(PROFILES)}; without it, the grid is the one the flags describe")
     grid.add_argument("--impl", metavar="LIST", help="implementations, e.g. sequential,vmap,vmap_lrt")
-    grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist")
+    grid.add_argument("--task", metavar="LIST", help="tasks: regression, mnist, lenet5, vgg11, resnet18")
     grid.add_argument("--device", metavar="LIST", help="cpu, cuda, cuda:N, mps (default: every device found here)")
     grid.add_argument("--samples", metavar="LIST", help="Monte Carlo samples S: 1,2,5,10 or a range 1:10")
     grid.add_argument("--kl", metavar="LIST", help="KL estimators: sample, closed, mc, repar, repar_exact "
@@ -163,6 +163,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="posterior init (default report: mu U(-0.2, 0.2), rho U(-5, -4))")
     setup.add_argument("--init-sigma", type=float, default=0.0, metavar="S",
                        help="starting sigma = softplus(rho); 0 = the init's default")
+    setup.add_argument("--data", default="real", metavar="SOURCE",
+                       help="real (the task's data set; default) or synthetic (seeded inputs of the task's shape, "
+                            "for timing and memory studies without the data; recorded in the `data` column)")
+    setup.add_argument("--model", metavar="MODULE:FACTORY",
+                       help="run a user's model factory (returns an nn.Module; its Linear/Conv layers are made "
+                            "Bayesian) on the task's data, e.g. bnn_impls.architectures:resnet18")
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser
@@ -192,6 +198,7 @@ def grid_from_args(args) -> list[BenchConfig]:
         step_mode=getattr(args, "step_mode", "eager"), precision=getattr(args, "precision", "fp32"),
         optimizer=getattr(args, "optimizer", "adam"),
         init=args.init, init_sigma=args.init_sigma,
+        data=parse_data_source(getattr(args, "data", "real")), model=getattr(args, "model", None),
     )
     if args.init_sigma < 0:
         raise UsageError(f"--init-sigma must be >= 0 (0: the init's default), got {args.init_sigma}")
@@ -202,7 +209,29 @@ def grid_from_args(args) -> list[BenchConfig]:
 
     for config in configs:  # a lever that cannot run here fails now, not once per config
         check_config_levers(config)
+    check_models(configs)
     return configs
+
+
+def parse_data_source(text: str) -> str:
+    from bnn_impls.tasks import DATA_SOURCES
+
+    if text not in DATA_SOURCES:
+        raise UsageError(f"--data {text!r} is not a data source: choose one of {', '.join(DATA_SOURCES)}")
+    return text
+
+
+def check_models(configs) -> None:
+    """Before any process starts: every --model factory imports and builds an nn.Module, and every
+    implementation supports its layer types (vmap_lrt needs a moment rule per Bayesian layer type)."""
+    from bnn_impls.models import check_support
+    from bnn_impls.names import BnnConfigError
+
+    for key in dict.fromkeys((c.task, c.model, c.impl) for c in configs):
+        try:
+            check_support(*key)
+        except BnnConfigError as e:
+            raise UsageError(str(e)) from None
 
 
 def rounds_from_args(args) -> Optional[int]:
@@ -237,10 +266,10 @@ def sweep(configs, out: Path, args, profile: str) -> Path:
 
 def check_data(configs) -> None:
     """Fail before the first config, not once per config, when a data set is missing."""
-    from bnn_impls.mnist import ensure_available
+    from bnn_impls.tasks import ensure_data
 
-    for data_dir in {c.data_dir for c in configs if c.task == "mnist"}:
-        ensure_available(data_dir)
+    for task, data_dir, data in dict.fromkeys((c.task, c.data_dir, c.data) for c in configs):
+        ensure_data(task, data_dir, data)
 
 
 def run(args) -> int:
