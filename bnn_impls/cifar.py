@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from bnn_impls.mnist import DATA_ENV, DataError, candidate_roots
+from bnn_impls.mnist import DATA_ENV, DataError, candidate_roots, find_or_download
 
 FOLDER = "cifar-10-batches-py"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -90,17 +90,7 @@ def download(root: Path, timeout: float = 60.0) -> None:
 
 
 def ensure_available(data_dir: Optional[str] = None, *, allow_download: bool = True) -> Path:
-    root = locate(data_dir)
-    if root is not None:
-        return root
-    if not allow_download:
-        raise DataError(_not_found_message(data_dir))
-    target = candidate_roots(data_dir)[0]
-    try:
-        download(target)
-    except DataError:
-        raise DataError(_not_found_message(data_dir)) from None
-    return target
+    return find_or_download(data_dir, allow_download, locate=locate, download=download, not_found=_not_found_message)
 
 
 def _read_batch(path: Path, md5: str) -> tuple[np.ndarray, np.ndarray]:

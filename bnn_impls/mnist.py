@@ -134,19 +134,26 @@ def download(root: Path, timeout: float = 30.0) -> None:
             raise DataError(f"could not download {name}: {'; '.join(errors)}")
 
 
-def ensure_available(data_dir: Optional[str] = None, *, allow_download: bool = True) -> Path:
-    """The root holding all four files, downloading them first where that is allowed and possible."""
+def find_or_download(data_dir: Optional[str], allow_download: bool, *, locate, download, not_found) -> Path:
+    """The data set's root: where `locate` finds it, else the first candidate root after `download`
+    (where allowed); one DataError from `not_found(data_dir)` when neither works. Shared by every
+    data set read in torchvision's layout (MNIST here, CIFAR-10 in bnn_impls.cifar)."""
     root = locate(data_dir)
     if root is not None:
         return root
     if not allow_download:
-        raise DataError(_not_found_message(data_dir))
+        raise DataError(not_found(data_dir))
     target = candidate_roots(data_dir)[0]
     try:
         download(target)
     except DataError:
-        raise DataError(_not_found_message(data_dir)) from None
+        raise DataError(not_found(data_dir)) from None
     return target
+
+
+def ensure_available(data_dir: Optional[str] = None, *, allow_download: bool = True) -> Path:
+    """The root holding all four files, downloading them first where that is allowed and possible."""
+    return find_or_download(data_dir, allow_download, locate=locate, download=download, not_found=_not_found_message)
 
 
 def load_mnist(data_dir: Optional[str] = None, *, allow_download: bool = True) -> MnistArrays:
