@@ -127,6 +127,9 @@ def test_local_executor_timeout_is_the_default_and_the_configs_own_wins():
 def test_local_ctrl_c_kills_the_child_and_propagates(tmp_path):
     config = CONFIG.replace(data_dir=str(tmp_path))
     main = threading.main_thread().ident
+    # Ctrl-C as a terminal delivers it: Python's own handler, whatever an earlier test (or a library it
+    # loaded) installed; in one full-suite run the SIGINT was swallowed and the child slept its 120 s.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.5, lambda: signal.pthread_kill(main, signal.SIGINT))
     timer.start()
     try:
@@ -134,6 +137,7 @@ def test_local_ctrl_c_kills_the_child_and_propagates(tmp_path):
             LocalExecutor("tests.fakes:sleeps_with_grandchild").run(config)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert wait_until_gone(int((tmp_path / "grandchild.pid").read_text()))
 
 
