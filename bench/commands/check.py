@@ -15,17 +15,8 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.executors import EXECUTORS
+from bench.commands.sweep_cmd import open_unit_float
 from bench.provenance import PROJECT_ROOT
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,13 +29,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("baseline", metavar="BASELINE")
     parser.add_argument("candidate", metavar="CANDIDATE", nargs="?")
-    parser.add_argument("--threshold", type=_fraction, default=0.10,
+    parser.add_argument("--threshold", type=open_unit_float, default=0.10,
                         help="smallest slowdown of a ratio to sequential that counts (default 0.10: 10%%)")
-    parser.add_argument("--abs-threshold", type=_fraction, default=0.25,
+    parser.add_argument("--abs-threshold", type=open_unit_float, default=0.25,
                         help="smallest slowdown of an absolute step time that counts, on the same machine "
                              "(default 0.25: absolute times drift more between runs than ratios)")
-    parser.add_argument("--alpha", type=_fraction, default=0.05, help="significance level (default 0.05)")
-    parser.add_argument("--counter-threshold", type=_fraction, default=0.01,
+    parser.add_argument("--alpha", type=open_unit_float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--counter-threshold", type=open_unit_float, default=0.01,
                         help="smallest growth of a deterministic counter (FLOPs, bytes allocated, instructions "
                              "per step) that counts (default 0.01: 1%%); any growth of an operator's count counts")
     parser.add_argument("--format", choices=("text", "markdown", "github"), default="text",
