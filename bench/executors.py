@@ -1,8 +1,12 @@
 """Executors: config -> RunResult, each config isolated as far as the executor can.
 
-- `LocalExecutor` (the default): a fresh `python -m bench.worker` per config, in its own process
-  group, so the allocator and peak RSS start clean and an OOM, a segfault or a hang costs only
-  that config.
+- `LocalExecutor` (the default): a fresh process per config, in its own process group, so the
+  allocator and peak RSS start clean and an OOM, a segfault or a hang costs only that config.
+  Where the OS has it, the process is forked from a server that has already imported torch
+  (multiprocessing's forkserver): `import torch` takes ~3.3 s on a 2-core VM, more than a short
+  config's whole measurement, and the default job runs 36 of them. The server only imports; it
+  never runs an op, so no thread pool or CUDA context is forked. `BNN_BENCH_WORKER_START=exec`
+  (or `start="exec"`) runs `python -m bench.worker` from scratch instead.
 - `InlineExecutor`: the target called in this process; for tests and debugging.
 - `SlurmExecutor`: one submitit job per config, for sweeps larger than one machine.
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -27,9 +32,34 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.provenance import PROJECT_ROOT
 from bench.result import RunResult, failure_result
-from bench.worker import DEFAULT_TARGET, result_from_json, resolve_target, run_config, run_config_job
+from bench.worker import DEFAULT_TARGET, forked_worker, result_from_json, resolve_target, run_config, run_config_job
 
 EXECUTORS = ("local", "inline", "slurm")
+WORKER_STARTS = ("forkserver", "exec")
+#: What the fork server imports once, before it forks any worker: the slow part of a worker's start.
+FORKSERVER_PRELOAD = ("torch",)
+
+
+def default_worker_start() -> str:
+    start = os.environ.get("BNN_BENCH_WORKER_START", "").strip() or "forkserver"
+    if start not in WORKER_STARTS:
+        raise UsageError(f"BNN_BENCH_WORKER_START={start!r}: choose one of {', '.join(WORKER_STARTS)}")
+    if start == "forkserver" and "forkserver" not in multiprocessing.get_all_start_methods():
+        return "exec"  # Windows: no fork
+    return start
+
+
+_FORKSERVER = None
+
+
+def _forkserver_context():
+    """The one forkserver context of this process, its preload set before its server starts."""
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        _FORKSERVER = ctx
+    return _FORKSERVER
 
 
 class Executor(Protocol):
@@ -117,13 +147,16 @@ class LocalExecutor:
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, timeout: Optional[float] = None, *, env: Optional[dict] = None,
-                 kill_grace_s: float = 5.0):
+                 kill_grace_s: float = 5.0, start: Optional[str] = None):
         if not isinstance(target, str):
             raise TypeError("LocalExecutor needs the target as 'module:function', importable in the child")
         self.target = target
         self.timeout = timeout
         self.env = child_environment(env)
         self.kill_grace_s = kill_grace_s
+        self.start = start or default_worker_start()
+        if self.start not in WORKER_STARTS:
+            raise UsageError(f"unknown worker start {self.start!r}: choose one of {', '.join(WORKER_STARTS)}")
 
     def run(self, config: BenchConfig) -> RunResult:
         timeout = _effective_timeout(config, self.timeout)
@@ -132,23 +165,54 @@ class LocalExecutor:
             request, result_path, log_path = work / "request.json", work / "result.json", work / "child.log"
             request.write_text(json.dumps({"config": config.to_dict(), "target": self.target,
                                            "parent_pid": os.getpid()}))
-            with open(log_path, "wb") as log:
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "bench.worker", str(request), str(result_path)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                    start_new_session=True,  # its own process group: a timeout kills it and all it started
-                )
-                try:
-                    returncode = child.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self._kill_group(child)
-                    return failure_result(config, "timeout", _timeout_message(timeout))
-                except BaseException:  # Ctrl-C: do not leave the config running behind the sweep
-                    self._kill_group(child)
-                    raise
-                finally:
-                    _kill_quietly(child.pid)  # anything the child left running in its group
+            run = self._run_forked if self.start == "forkserver" else self._run_exec
+            returncode = run(request, result_path, log_path, timeout)
+            if returncode is None:
+                return failure_result(config, "timeout", _timeout_message(timeout))
             return self._result(config, returncode, result_path, log_path)
+
+    def _run_exec(self, request: Path, result_path: Path, log_path: Path, timeout: Optional[float]) -> Optional[int]:
+        """The worker's exit status, or None after a timeout (the worker and its group killed)."""
+        with open(log_path, "wb") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", str(request), str(result_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,  # its own process group: a timeout kills it and all it started
+            )
+            try:
+                return child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group(child)
+                return None
+            except BaseException:  # Ctrl-C: do not leave the config running behind the sweep
+                self._kill_group(child)
+                raise
+            finally:
+                _kill_quietly(child.pid)  # anything the child left running in its group
+
+    def _run_forked(self, request: Path, result_path: Path, log_path: Path, timeout: Optional[float]) -> Optional[int]:
+        """As _run_exec, the worker forked from the torch-preloaded server (it makes its own session)."""
+        child = _forkserver_context().Process(
+            target=forked_worker, args=(str(request), str(result_path), str(log_path), self.env),
+            name="bnn-bench-worker")
+        child.start()
+        try:
+            child.join(timeout)
+            if child.exitcode is None:
+                self._kill_forked(child)
+                return None
+            return child.exitcode
+        except BaseException:
+            self._kill_forked(child)
+            raise
+        finally:
+            _kill_quietly(child.pid)
+
+    def _kill_forked(self, child) -> None:
+        _kill_quietly(child.pid)  # its group, once it has made one
+        if child.is_alive():
+            child.kill()  # it had not: the process itself
+        child.join(self.kill_grace_s)
 
     def _kill_group(self, child: subprocess.Popen) -> None:
         _kill_quietly(child.pid)

@@ -145,19 +145,37 @@ def write_result(path: Path, result: RunResult) -> None:
     os.replace(tmp, path)
 
 
-def _die_with_parent(parent_pid: Optional[int], work_dir: Path, poll_s: float = 0.2) -> None:
+def _is_alive(pid: int) -> bool:
+    """Whether pid runs (a zombie does not: a SIGKILLed sweep stays one until its shell reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _die_with_parent(parent_pid: Optional[int], work_dir: Path, poll_s: float = 0.2, *, forked: bool = False) -> None:
     """Kill this process group (the config and anything it started) once the sweep is gone.
 
     A SIGKILLed sweep cannot clean up after itself: a config left running would load the machine
     under the next run's timings, and the sweep's scratch directory for it would stay behind. A
     daemon thread notices the reparenting; it runs even while the main thread is inside a torch op
-    (those release the GIL).
+    (those release the GIL). A worker `forked` from the fork server is not the sweep's child (and
+    the server outlives the sweep while it has a worker), so it watches the sweep's pid instead.
     """
     if parent_pid is None:
         return
 
+    def sweep_alive() -> bool:
+        return _is_alive(parent_pid) if forked else os.getppid() == parent_pid
+
     def watch():
-        while os.getppid() == parent_pid:
+        while sweep_alive():
             time.sleep(poll_s)
         shutil.rmtree(work_dir, ignore_errors=True)
         if os.getpgrp() == os.getpid():  # our own group (LocalExecutor starts us as its leader)
@@ -167,13 +185,32 @@ def _die_with_parent(parent_pid: Optional[int], work_dir: Path, poll_s: float = 
     threading.Thread(target=watch, name="die-with-sweep", daemon=True).start()
 
 
-def main(argv=None) -> int:
+def forked_worker(request: str, result: str, log: str, env: dict) -> None:
+    """The worker's entry point in a process forked from LocalExecutor's fork server: what
+    `python -m bench.worker` gets from a fresh exec (its own session, output to the log, the
+    sweep's environment and PYTHONPATH), then the same main."""
+    os.setsid()  # its own process group: a timeout kills it and all it started
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    for path in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    sys.exit(main([request, result], forked=True))
+
+
+def main(argv=None, forked: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
         print("usage: python -m bench.worker REQUEST.json RESULT.json", file=sys.stderr)
         return 2
     request = json.loads(Path(argv[0]).read_text())
-    _die_with_parent(request.get("parent_pid"), Path(argv[0]).parent)
+    _die_with_parent(request.get("parent_pid"), Path(argv[0]).parent, forked=forked)
     config = BenchConfig.from_dict(request["config"])
     try:
         target = resolve_target(request.get("target") or DEFAULT_TARGET)

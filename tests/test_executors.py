@@ -1,5 +1,6 @@
 """Executors turn every way a config can end into one final row, and never stop the caller."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 
 from bench.config import BenchConfig
 from bench.errors import UsageError
-from bench.executors import InlineExecutor, LocalExecutor, SlurmExecutor, child_environment, make_executor
+from bench.executors import (WORKER_STARTS, InlineExecutor, LocalExecutor, SlurmExecutor, child_environment,
+                             make_executor)
 from bench.worker import classify_exception, resolve_target, run_config
 from tests import fakes
 
@@ -66,18 +68,32 @@ def test_resolve_target_errors_are_usage_errors():
 # Local: a process per config
 
 
-def test_local_ok_row_and_repeats_come_back_exactly_and_rss_is_the_childs_own():
-    import torch  # noqa: F401  -- the parent is big, as a real sweep is; the child's RSS must not include it
+@pytest.fixture(params=WORKER_STARTS)
+def start(request, monkeypatch):
+    """Every local-executor test runs with both ways of starting a worker."""
+    monkeypatch.setenv("BNN_BENCH_WORKER_START", request.param)
+    return request.param
 
+
+def test_local_ok_row_and_repeats_come_back_exactly_and_rss_is_the_childs_own(start):
+    ballast = bytearray(os.urandom(1)) * (400 * 2**20)  # the parent is big; the child's RSS must not include it
     result = LocalExecutor("tests.fakes:ok").run(CONFIG)
     expected = fakes.ok(CONFIG)
     assert result.repeats == expected.repeats
     assert {k: result.row[k] for k in MEASURED} == {k: expected.row[k] for k in MEASURED}
     assert result.row["run_id"] == CONFIG.run_id and result.row["status"] == "ok"
-    assert 0 < result.row["rss_peak_bytes"] < 150 * 2**20  # a Python without torch, not the parent's ~250 MB
+    # exec: a Python without torch; forkserver: one that has imported torch (~150 MB), never the ballast
+    assert 0 < result.row["rss_peak_bytes"] < (150 if start == "exec" else 300) * 2**20
+    assert len(ballast) == 400 * 2**20
 
 
-def test_local_child_output_does_not_reach_the_result():
+def test_bad_worker_start_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("BNN_BENCH_WORKER_START", "spawnish")
+    with pytest.raises(UsageError, match="BNN_BENCH_WORKER_START='spawnish': choose one of forkserver, exec"):
+        LocalExecutor("tests.fakes:ok")
+
+
+def test_local_child_output_does_not_reach_the_result(start):
     result = LocalExecutor("tests.fakes:noisy_ok").run(CONFIG)
     assert result.row["status"] == "ok" and result.repeats == fakes.ok(CONFIG).repeats
 
@@ -94,20 +110,20 @@ def test_local_child_output_does_not_reach_the_result():
         ("missing", "error", "has no function 'missing'"),
     ],
 )
-def test_local_failures_become_status_rows(target, status, needle):
+def test_local_failures_become_status_rows(target, status, needle, start):
     result = LocalExecutor(f"tests.fakes:{target}").run(CONFIG)
     assert result.row["status"] == status and needle in result.row["error"]
     assert result.row["run_id"] == CONFIG.run_id and result.repeats == () and result.row["repeats"] == 0
 
 
-def test_local_memory_cap_turns_runaway_allocation_into_oom():
+def test_local_memory_cap_turns_runaway_allocation_into_oom(start):
     config = CONFIG.replace(memory_limit_bytes=256 * 2**20)
     result = LocalExecutor("tests.fakes:allocates").run(config)
     assert result.row["status"] == "oom" and "MemoryError" in result.row["error"]
     assert "0.25 GiB" in result.row["error"]
 
 
-def test_local_timeout_kills_the_whole_process_group(tmp_path):
+def test_local_timeout_kills_the_whole_process_group(tmp_path, start):
     config = CONFIG.replace(timeout_s=1.0, data_dir=str(tmp_path))
     start = time.monotonic()
     result = LocalExecutor("tests.fakes:sleeps_with_grandchild").run(config)
@@ -117,14 +133,14 @@ def test_local_timeout_kills_the_whole_process_group(tmp_path):
     assert wait_until_gone(grandchild)
 
 
-def test_local_executor_timeout_is_the_default_and_the_configs_own_wins():
+def test_local_executor_timeout_is_the_default_and_the_configs_own_wins(start):
     start = time.monotonic()
     result = LocalExecutor("tests.fakes:sleeps", timeout=30).run(CONFIG.replace(timeout_s=0.5))
     assert result.row["status"] == "timeout" and time.monotonic() - start < 5
     assert LocalExecutor("tests.fakes:sleeps", timeout=0.5).run(CONFIG).row["status"] == "timeout"
 
 
-def test_local_ctrl_c_kills_the_child_and_propagates(tmp_path):
+def test_local_ctrl_c_kills_the_child_and_propagates(tmp_path, start):
     config = CONFIG.replace(data_dir=str(tmp_path))
     main = threading.main_thread().ident
     # Ctrl-C as a terminal delivers it: Python's own handler, whatever an earlier test (or a library it
@@ -141,11 +157,13 @@ def test_local_ctrl_c_kills_the_child_and_propagates(tmp_path):
     assert wait_until_gone(int((tmp_path / "grandchild.pid").read_text()))
 
 
-def test_a_killed_sweep_takes_its_config_and_the_configs_children_with_it(tmp_path):
+def test_a_killed_sweep_takes_its_config_and_the_configs_children_with_it(tmp_path, start):
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
     sweep = subprocess.Popen(
         [sys.executable, "-c", "from bench.executors import LocalExecutor; from bench.config import BenchConfig; "
          f"LocalExecutor('tests.fakes:sleeps_with_grandchild').run(BenchConfig('vmap', 'regression', 1, data_dir={str(tmp_path)!r}))"],
-        env=child_environment(), start_new_session=True,
+        env=dict(child_environment(), TMPDIR=str(scratch_root)), start_new_session=True,
     )
     pid_file = tmp_path / "grandchild.pid"
     deadline = time.monotonic() + 30
@@ -154,7 +172,7 @@ def test_a_killed_sweep_takes_its_config_and_the_configs_children_with_it(tmp_pa
     time.sleep(0.1)  # the pid is written before the file is closed
     grandchild = int(pid_file.read_text())
     worker = int(Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    scratch = Path((Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0"))[3].decode()).parent
+    (scratch,) = scratch_root.glob("bnn-bench-*")
     assert (scratch / "request.json").exists()
     sweep.kill()  # SIGKILL: the sweep gets no chance to clean up
     sweep.wait()
