@@ -37,7 +37,7 @@ from bench.worker import DEFAULT_TARGET, forked_worker, result_from_json, resolv
 EXECUTORS = ("local", "inline", "slurm")
 WORKER_STARTS = ("forkserver", "exec")
 #: What the fork server imports once, before it forks any worker: the slow part of a worker's start.
-FORKSERVER_PRELOAD = ("torch",)
+FORKSERVER_PRELOAD = ("torch", "torch._dynamo", "torch.func")  # dynamo: 2 s more, pulled in by torch.func
 
 
 def default_worker_start() -> str:

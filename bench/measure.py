@@ -40,11 +40,13 @@ def build_config_training(config: BenchConfig) -> Training:
 
 
 def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
-            pacer: Optional[Pacer] = None, count_step_flops: bool = True, final_step: bool = True) -> RunResult:
+            pacer: Optional[Pacer] = None, count_step_flops: bool = True, final_step: bool = True,
+            count_graph_bytes: bool = True) -> RunResult:
     """`clock` replaces the synchronized wall clock (tests inject a fake one). `pacer` (interleaved
     rounds, bench/rounds.py) decides when each repeat runs and hears each one's time.
     `count_step_flops` and `final_step` False skip the FLOP- and operator-counting steps and the step
-    that reads the final loss (the memory probes of `maxnmc`, where one step may take minutes)."""
+    that reads the final loss (the memory probes of `maxnmc`, where one step may take minutes);
+    `count_graph_bytes` False also skips the step that measures the saved-for-backward bytes."""
     device = torch.device(config.device)
     check_config_levers(config)
     if device.type == "cuda":  # also lifts a cap an earlier config left in this process (inline executor)
@@ -56,7 +58,7 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     # Instrumented steps come first and are not timed: the hooks and the FLOP counter cost time.
     # They run the eager twin of the step: a compiled or replayed step would hide its operators.
     try:
-        graph_bytes = saved_tensor_bytes(training.instrumented_step)
+        graph_bytes = saved_tensor_bytes(training.instrumented_step) if count_graph_bytes else None
     except RuntimeError as e:
         # torch.func.grad refuses saved-tensor hooks (posteriors_vi): the figure cannot be taken, so it stays empty.
         if "saved tensor hooks" not in str(e):
@@ -143,3 +145,9 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
         if len(energy_mj) == config.repeats:
             row["energy_j_per_step"] = sum(energy_mj) / 1000.0 / sum(steps)
     return RunResult(row=row, repeats=tuple(zip(seconds, steps)), op_counts=op_counts.ops if op_counts else None)
+
+
+def measure_timing_only(config: BenchConfig) -> RunResult:
+    """`measure` without the untimed instrumented steps (counters, graph bytes, final loss): the
+    later rounds of a fresh-worker rounds sweep, whose counters come from the config's first round."""
+    return measure(config, count_step_flops=False, final_step=False, count_graph_bytes=False)

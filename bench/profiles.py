@@ -25,6 +25,7 @@ from bnn_impls.peers import importable_peers
 ALL_IMPLS = tuple(IMPLEMENTATIONS)
 REPAR_KLS = ("mc", "repar", "repar_exact")
 CI_ROUNDS = 12
+PEERS_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Profile:
     description: str  # one line, shown by `list`
     blocks: tuple[Block, ...]
     rounds: Optional[int] = None  # time the grid in this many interleaved rounds (bench/rounds.py)
+    round_workers: Optional[str] = None  # how rounds drive the configs: warm (default) or fresh
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,18 @@ PROFILES = {
         ),
         Profile(
             "peers",
-            "MNIST S=1,2,5,10 (5 timed steps x 5 repeats) for our three implementations and every peer library "
-            "installed here (bayesian-torch, torchbnn, blitz, ivon, posteriors; `list` shows which)",
+            "MNIST S=1,2,5,10 (5 timed steps x 5 repeats, in 5 interleaved rounds) for our three implementations "
+            "and every peer library installed here (bayesian-torch, torchbnn, blitz, ivon, posteriors; `list` "
+            "shows which)",
             # Peers are listed only where importable, so the profile runs on any machine; a peer named
             # with --impl but not installed is a one-line error naming its install command.
-            (Block(("mnist",), ALL_IMPLS + importable_peers(), (1, 2, 5, 10), steps=5, repeats=5, warmup=2,
-                   timeout_s=900.0),),
+            # Rounds as in `ci`, so every ratio comes from one run with drift spread alike; fresh
+            # workers (one forked process per config and round), because 36 warm MNIST workers
+            # (~0.6 GB each) would not fit in this machine's 24 GiB.
+            (Block(("mnist",), ALL_IMPLS + importable_peers(), (1, 2, 5, 10), steps=5, repeats=PEERS_ROUNDS,
+                   warmup=2, timeout_s=900.0),),
+            rounds=PEERS_ROUNDS,
+            round_workers="fresh",
         ),
     )
 }

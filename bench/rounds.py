@@ -43,6 +43,7 @@ from bench.result import RunResult, failure_result
 from bench.worker import DEFAULT_TARGET, one_line
 
 ROUND_WORKERS = ("warm", "fresh")
+TIMING_ONLY_TARGET = "bench.measure:measure_timing_only"
 
 
 def round_orders(n_configs: int, rounds: int, seed: int) -> list[list[int]]:
@@ -255,6 +256,9 @@ def run_rounds_fresh(configs: Sequence[BenchConfig], rounds: int, seed: int, *, 
                      timeout: Optional[float], write, env: Optional[dict] = None) -> None:
     """The same rounds with a fresh local-executor process per (config, round)."""
     executor = LocalExecutor(target, timeout, env=env)
+    # The counters are the same in every round and merge_round_results keeps the first round's:
+    # later rounds of the built-in measurement skip those untimed steps (seconds per config).
+    later = LocalExecutor(TIMING_ONLY_TARGET if target == DEFAULT_TARGET else target, timeout, env=env)
     plan = [repeats_per_round(c.repeats, rounds) for c in configs]
     parts: dict[int, list[RunResult]] = {i: [] for i in range(len(configs))}
     failed: set[int] = set()
@@ -264,7 +268,7 @@ def run_rounds_fresh(configs: Sequence[BenchConfig], rounds: int, seed: int, *, 
                 continue
             config = configs[i]
             try:
-                result = executor.run(config.replace(repeats=plan[i][r]))
+                result = (later if parts[i] else executor).run(config.replace(repeats=plan[i][r]))
             except Exception as e:
                 result = failure_result(config, "error", f"executor failed: {one_line(e)}")
             if result.row.get("status") != "ok":
@@ -290,7 +294,9 @@ def merge_round_results(config: BenchConfig, parts: Sequence[RunResult]) -> RunR
     rss = [p.row.get("rss_peak_bytes") for p in parts if p.row.get("rss_peak_bytes") not in (None, "")]
     row.update(run_id=config.run_id, repeats=len(repeats), step_s_median=stats.step_s_median,
                step_s_iqr=stats.step_s_iqr, step_s_min=stats.step_s_min, epoch_s=stats.epoch_s,
-               final_loss=parts[-1].row.get("final_loss"), rss_peak_bytes=max(rss) if rss else None)
+               final_loss=next((p.row.get("final_loss") for p in reversed(parts)
+                                if p.row.get("final_loss") not in (None, "")), None),
+               rss_peak_bytes=max(rss) if rss else None)
     return RunResult(row=row, repeats=repeats, op_counts=parts[0].op_counts, rounds=rounds)
 
 

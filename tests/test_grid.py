@@ -171,3 +171,14 @@ def test_a_new_config_field_at_its_default_keeps_old_run_ids():
         else:
             continue
         assert changed.run_id != config.run_id, name
+
+
+def test_round_workers_come_from_the_flag_else_the_profile_else_warm():
+    from argparse import Namespace
+
+    from bench.commands.sweep_cmd import round_workers_from_args
+
+    assert round_workers_from_args(Namespace(profile="peers", round_workers=None)) == "fresh"  # 36 warm would not fit
+    assert round_workers_from_args(Namespace(profile="ci", round_workers=None)) == "warm"
+    assert round_workers_from_args(Namespace(profile=None, round_workers=None)) == "warm"
+    assert round_workers_from_args(Namespace(profile="peers", round_workers="warm")) == "warm"

@@ -134,9 +134,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "ci uses rounds)")
     timing.add_argument("--round-seed", type=nonnegative_int, default=0, metavar="N",
                         help="seed of the rounds' shuffled orders (default 0)")
-    timing.add_argument("--round-workers", choices=("warm", "fresh"), default="warm",
-                        help="rounds: one warm process per config driven round by round (default), or a fresh "
-                             "process per config and round")
+    timing.add_argument("--round-workers", choices=("warm", "fresh"), default=None,
+                        help="rounds: one warm process per config driven round by round, or a fresh process per "
+                             "config and round (default: the profile's, else warm; peers uses fresh, as its 36 "
+                             "warm workers would not fit in 24 GiB)")
     timing.add_argument("--count-instructions", action="store_true",
                         help="also count one step's CPU instructions with Valgrind's Callgrind (minutes per config)")
     setup = parser.add_argument_group("setup")
@@ -242,6 +243,14 @@ def rounds_from_args(args) -> Optional[int]:
     return profile.rounds if profile else None
 
 
+def round_workers_from_args(args) -> str:
+    """--round-workers, or the profile's own, or warm."""
+    if getattr(args, "round_workers", None):
+        return args.round_workers
+    profile = PROFILES.get(getattr(args, "profile", None) or "")
+    return (profile.round_workers if profile else None) or "warm"
+
+
 def resolve_out(args, profile: str) -> Path:
     if args.out:
         return Path(args.out)
@@ -257,7 +266,7 @@ def sweep(configs, out: Path, args, profile: str) -> Path:
         check_data(configs)
     run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
               argv=getattr(args, "argv", None) or sys.argv, target=args.target, rounds=rounds_from_args(args),
-              round_seed=getattr(args, "round_seed", 0), round_workers=getattr(args, "round_workers", "warm"))
+              round_seed=getattr(args, "round_seed", 0), round_workers=round_workers_from_args(args))
     print()
     print(summary_table(read_runs(out)))
     print(f"\nresults: {out / RUNS_FILE}")
