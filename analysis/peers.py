@@ -34,11 +34,29 @@ def _ratio_interval(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) 
     return float(low), float(high)
 
 
+def _round_ratios(num: pd.DataFrame, den: pd.DataFrame) -> np.ndarray:
+    """Per interleaved round, median(num) / median(den) over that round's repeats (rounds both ran)."""
+    a, b = num.groupby("round")["step_s"].median(), den.groupby("round")["step_s"].median()
+    common = a.index.intersection(b.index)
+    return (a[common] / b[common]).to_numpy(float)
+
+
+def _round_ratio_interval(ratios: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(median, 95% bootstrap interval) of per-round ratios, rounds resampled: drift within the run
+    hit both implementations of a round alike, so it cancels here and not across repeats."""
+    if len(ratios) < 2:
+        return np.nan, np.nan, np.nan
+    boot = np.median(ratios[rng.integers(0, len(ratios), (N_BOOT, len(ratios)))], axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(np.median(ratios)), float(low), float(high)
+
+
 def peer_table(ok: pd.DataFrame, repeats: pd.DataFrame, task: str = "mnist", samples: int | None = None,
                seed: int = 0) -> pd.DataFrame:
     """One row per implementation on `task` (default KL, n_mc 1) at S = `samples` (default: the largest S
     every implementation ran): ms per step at S = 1 and S, its time over vmap_lrt's at S with a 95%
-    bootstrap interval over repeats, peak RSS and graph MiB at S, and the KL weight of its loss."""
+    bootstrap interval (over rounds where the run was timed in interleaved rounds: the median of the
+    per-round ratios; else over repeats), peak RSS and graph MiB at S, and the KL weight of its loss."""
     rows = ok[(ok["task"] == task) & (ok["n_mc"].fillna(1) == 1)]
     if rows.empty:
         return pd.DataFrame()
@@ -47,6 +65,8 @@ def peer_table(ok: pd.DataFrame, repeats: pd.DataFrame, task: str = "mnist", sam
         common = set.intersection(*per_impl) if len(per_impl) else set()
         samples = int(max(common)) if common else int(rows["samples"].max())
     step_s = repeats.groupby("run_id")["step_s"].apply(lambda s: s.to_numpy(float)).to_dict() if len(repeats) else {}
+    in_rounds = len(repeats) > 0 and "round" in repeats.columns and repeats["round"].notna().any()
+    by_run = {k: g for k, g in repeats[repeats["round"].notna()].groupby("run_id")} if in_rounds else {}
     at_s = rows[rows["samples"] == samples].drop_duplicates("impl").set_index("impl")
     at_1 = rows[rows["samples"] == 1].drop_duplicates("impl").set_index("impl")
     rng = np.random.default_rng(seed)
@@ -55,10 +75,17 @@ def peer_table(ok: pd.DataFrame, repeats: pd.DataFrame, task: str = "mnist", sam
     for impl in impl_order(at_s.index):
         r = at_s.loc[impl]
         ratio = low = high = np.nan
+        how = "repeats"
         if base is not None:
             ratio = r["step_s_median"] / base["step_s_median"]
-            low, high = _ratio_interval(step_s.get(r["run_id"], np.array([])),
-                                        step_s.get(base["run_id"], np.array([])), rng)
+            if r["run_id"] in by_run and base["run_id"] in by_run:
+                # Timed in interleaved rounds: the ratio is formed within each round (as `check` does).
+                ratio, low, high = _round_ratio_interval(
+                    _round_ratios(by_run[r["run_id"]], by_run[base["run_id"]]), rng)
+                how = "rounds"
+            else:
+                low, high = _ratio_interval(step_s.get(r["run_id"], np.array([])),
+                                            step_s.get(base["run_id"], np.array([])), rng)
         out.append({
             "impl": impl,
             "kl": r["kl"],
@@ -66,6 +93,7 @@ def peer_table(ok: pd.DataFrame, repeats: pd.DataFrame, task: str = "mnist", sam
             f"ms/step S={samples}": r["step_s_median"] * 1000,
             f"time / {FASTEST_OURS}'s S={samples}": ratio,
             "95% interval": f"[{low:.2f}, {high:.2f}]" if np.isfinite(low) else "",
+            "interval over": how,
             f"peak RSS MiB S={samples}": r.get("rss_peak_bytes", np.nan) / 2**20,
             f"graph MiB S={samples}": r.get("graph_bytes", np.nan) / 2**20,
             "KL weight": r.get("kl_weight", np.nan),

@@ -233,8 +233,9 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
             if len(table):
                 lines += [f"{task}:", "", markdown_table(table), ""]
                 lines += [f"- {s}" for s in peer_sentences(table, machine)] + [""]
-        lines += ["Time / vmap_lrt's: median step time over vmap_lrt's in this run, 95% bootstrap interval over "
-                  "repeats. Each library trains with its own layers, loss and prior (table below); the "
+        lines += ["Time / vmap_lrt's: step time over vmap_lrt's in this run; in a run timed in interleaved rounds "
+                  "the median of the per-round ratios with a 95% bootstrap interval over rounds (`interval over`: "
+                  "rounds), else the ratio of medians with an interval over repeats. Each library trains with its own layers, loss and prior (table below); the "
                   "KL weight is what its loss multiplies the KL by.", ""]
         losses = loss_table(ok)
         if len(losses):

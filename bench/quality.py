@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -273,6 +274,8 @@ def build_trainer(config: BenchConfig, device, dtype) -> Trainer:
         return Trainer(PointPredictor(net), run_epoch, steps, data, task, "", batch_size, lr)
     kl = config.kl or B.default_kl(config.impl)
     impl = B.get_implementation(config.impl)
+    if B.registry.capabilities(config.impl).trains_own_model:
+        return _peer_trainer(config, impl, data, task, generator, steps, kl, batch_size, lr)
     B.check_combination(config.impl, kl, config.prior)
     model = model_for(config, task.sizes, device, dtype)
     elbo = B.ElboSpec(task.likelihood, kl, prior_for(config), data.n_train, config.n_mc)
@@ -285,6 +288,35 @@ def build_trainer(config: BenchConfig, device, dtype) -> Trainer:
         return total
 
     return Trainer(BayesPredictor(impl, model), run_epoch, steps, data, task, kl, batch_size, lr)
+
+
+class PeerPredictor:
+    """S predictive samples of a peer library's own model, through its `predict` (no gradients: FGSM,
+    which differentiates the predictive mean, is not available for peers)."""
+
+    differentiable = False
+
+    def __init__(self, predict):
+        self._predict = predict
+
+    def __call__(self, x: torch.Tensor, samples: int, generator) -> torch.Tensor:
+        return self._predict(x, samples)
+
+
+def _peer_trainer(config: BenchConfig, impl, data, task, generator, steps, kl, batch_size, lr) -> Trainer:
+    """A peer library trained its own way (its model, loss and optimizer: bnn_impls/own_training.py),
+    on the same batches, epochs and evaluation as ours, so its test error sits beside our speed."""
+    own = impl.make_training(task, data, samples=config.samples, lr=lr, batch_size=batch_size, seed=config.seed,
+                             generator=generator)
+    device = data.x_train.device
+
+    def run_epoch():
+        total = torch.zeros((), device=device)
+        for x, y in B.epoch_batches(data, batch_size, generator):
+            total += own.step(x, y).loss
+        return total
+
+    return Trainer(PeerPredictor(own.predict), run_epoch, steps, data, task, kl, batch_size, lr)
 
 
 def base_row(config: BenchConfig, options: QualityOptions, run_id: str, attempt: str) -> dict:
@@ -366,7 +398,10 @@ def post_training(config, options, trainer: Trainer, writer: QualityWriter, base
         extra = {"init": base["init"], "prior_sigma": base["prior_sigma"], "test_samples": samples}
         writer.append(OOD_FILE, [dict(ident, **extra, **r) for r in rows])
         writer.append(OOD_HIST_FILE, [dict(keep, **h) for h in hists])
-    if options.fgsm:
+    if options.fgsm and not getattr(trainer.predict, "differentiable", True):
+        log_note = f"{config.impl}: FGSM skipped (the library's predict gives no input gradients)"
+        print(log_note, file=sys.stderr)
+    elif options.fgsm:
         attack = 1 if config.impl in BASELINES else options.attack
         n = min(options.fgsm_examples, data.x_test.shape[0])
         accuracies = fgsm_accuracies(trainer.predict, data.x_test[:n], data.y_test[:n], FGSM_EPS, attack, samples,

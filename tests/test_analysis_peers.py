@@ -84,3 +84,20 @@ def test_the_readme_table_script_prints_the_runs_table(tmp_path):
     bad = subprocess.run([sys.executable, "scripts/peers_table.py", str(tmp_path / "none")], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_in_interleaved_rounds_the_ratio_is_formed_within_each_round(tmp_path):
+    # Drift across rounds is 3x (every implementation alike); within a round torchbnn is exactly 1.5x vmap_lrt.
+    runs = pd.DataFrame([dict(run_id=i, impl=i, task="mnist", kl="closed", n_mc=1, samples=10, step_s_median=m,
+                              rss_peak_bytes=1.0, graph_bytes=1.0, kl_weight=1.0)
+                         for i, m in (("vmap_lrt", 0.2), ("torchbnn", 0.3))])
+    drift = [1.0, 3.0, 1.5, 2.0, 1.2]
+    reps = pd.DataFrame([dict(run_id=i, round=r, step_s=base * d) for r, d in enumerate(drift)
+                         for i, base in (("vmap_lrt", 0.1), ("torchbnn", 0.15))])
+    table = peer_table(runs, reps, samples=10).set_index("impl")
+    assert table.loc["torchbnn", "time / vmap_lrt's S=10"] == pytest.approx(1.5)
+    assert table.loc["torchbnn", "95% interval"] == "[1.50, 1.50]"
+    assert table.loc["torchbnn", "interval over"] == "rounds"
+    # Without rounds, the same repeats give a wide interval over repeats.
+    wide = peer_table(runs, reps.drop(columns="round"), samples=10).set_index("impl")
+    assert wide.loc["torchbnn", "interval over"] == "repeats" and wide.loc["torchbnn", "95% interval"] != "[1.50, 1.50]"

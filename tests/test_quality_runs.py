@@ -185,3 +185,19 @@ def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_
         assert (tmp_path / "out" / "figures" / f"{name}.png").is_file()
     table = pd.read_csv(tmp_path / "out" / "fgsm_accuracy.csv")
     assert list(table.columns[-5:]) == [f"acc@eps={e:g}" for e in FGSM_EPS]
+
+
+def test_a_peer_library_trains_and_is_evaluated_like_ours(tmp_path, capsys):
+    from bench.profiles import importable_peers
+
+    peers = [p for p in ("torchbnn", "blitz", "bayesian_torch_reparam") if p in importable_peers()]
+    if not peers:
+        pytest.skip("no peer library installed here (bash scripts/setup.sh --peers)")
+    out = tmp_path / "peer"
+    argv = ["train", "--task", "regression", "--impl", peers[0], "--epochs", "2", "--test-samples", "4",
+            "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    rows = read_table(out, QUALITY_FILE)
+    assert [(r["impl"], r["epoch"], r["status"]) for r in rows] == [(peers[0], "1", "ok"), (peers[0], "2", "ok")]
+    assert all(float(r["rmse"]) > 0 and 0 <= float(r["coverage95"]) <= 1 for r in rows)
+    assert float(rows[1]["train_s"]) > float(rows[0]["train_s"]) > 0
