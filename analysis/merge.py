@@ -83,6 +83,9 @@ def merge_results(directories: Sequence, prefer: Optional[str] = None) -> Result
 
     sources = tuple({"directory": str(r.directory), "machine": r.meta.get("machine", {}), "argv": r.meta.get("argv"),
                      "profile": r.meta.get("profile")} for r in loaded)
-    meta = {"sources": list(sources), "duplicates_dropped_same_code": dropped_same_code}
+    profiles = {src["profile"] for src in sources}
+    # One profile shared by every source (several `maxnmc` searches, say) keeps its sections.
+    meta = {"sources": list(sources), "duplicates_dropped_same_code": dropped_same_code,
+            "profile": profiles.pop() if len(profiles) == 1 else None}
     name = Path(" + ".join(d.name for d in directories))
     return Results(name, runs.reset_index(drop=True), repeats, meta, sources)

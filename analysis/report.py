@@ -173,8 +173,11 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
     lines = _header(results, machine)
     lines += ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
 
-    lines += ["## Table 1: seconds per epoch added by each extra weight sample", ""]
-    if len(slopes):
+    # A run that never varied S (a max-n_mc search, a KL-estimator study) has no Table 1 to miss.
+    varied_s = len(slopes) > 0 or bool(notes) or ok.groupby(["task", "impl"])["samples"].nunique().gt(1).any()
+    if varied_s:
+        lines += ["## Table 1: seconds per epoch added by each extra weight sample", ""]
+    if varied_s and len(slopes):
         table1 = slopes[["task", "device"] + (["machine"] if with_machine else []) + [
             "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high", "intercept_s", "r2", "n_points"]]
         lines += [markdown_table(table1), "",
@@ -188,10 +191,8 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
             for _, r in comp.dropna(subset=["reference_slope"]).iterrows():
                 lines.append(f"- {r['task']} {r['impl']}: our slope is {r['ours_over_reference']:.2g}x the report's "
                              f"({r['slope_s_per_sample']:.3g} s vs {r['reference_slope']:.3g} s per sample).")
-    elif notes:
+    elif varied_s:
         lines.append("No slope could be fitted (a slope needs at least 3 values of S with status ok).")
-    else:
-        lines.append("This run did not vary S: there is no slope to fit.")
     lines += [f"- Not fitted: {n}" for n in notes]
 
     if len(kl_cost) or kl_notes:

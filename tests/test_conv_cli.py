@@ -109,7 +109,15 @@ def test_maxnmc_command_writes_rows_and_analyze_renders_the_table(tmp_path, caps
     assert table.loc[0, "model"] == "regression" and table.loc[0, "repar_exact"] == ">= 10 (search cap)"
     report = analyze(out).read_text()
     assert "Largest n_mc within the memory budget" in report and "11 GB GPU" in report
+    assert "Table 1" not in report  # S never varied: no slope table to miss, and no line saying so
     assert (out / "figures" / "maxnmc_curves.png").exists()
+    # A second search (another estimator), analyzed together with the first: still one max-n_mc table.
+    other = tmp_path / "mx2"
+    assert main(["maxnmc", "--task", "regression", "--impl", "vmap", "--kl", "repar", "--cap", "repar=10",
+                 "--memory-limit", "6G", "--batch-size", "16", "--out", str(other)]) == 0
+    assert main(["analyze", str(out), str(other), "--out", str(tmp_path / "both")]) == 0
+    merged = (tmp_path / "both" / "report.md").read_text()
+    assert "Largest n_mc within the memory budget" in merged and "repar_exact" in merged
 
 
 def test_maxnmc_bad_input_is_one_line(tmp_path, capsys):
