@@ -12,7 +12,8 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
     `results_dir` may be a list of directories: merged into one report in `out_dir` (analysis.merge),
     with `prefer` ("newest" or one of them) settling a config measured twice by different code.
     A directory of quality runs (quality.csv, from `bnn-bench train`) gets its quality section:
-    in a report of its own when it has no runs.csv, appended to report.md when it has both.
+    in a report of its own when it has no runs.csv, appended to report.md when it has both; several
+    directories of quality runs only are merged into `out_dir` (analysis.quality.merge_quality_dirs).
     """
     from pathlib import Path
 
@@ -23,6 +24,11 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
     single = not isinstance(results_dir, (list, tuple))
     if single and quality.has_quality(results_dir) and not (Path(results_dir) / "runs.csv").is_file():
         return quality.write_report(results_dir, out_dir, target)
+    if not single and all(quality.has_quality(d) and not (Path(d) / "runs.csv").is_file() for d in results_dir):
+        if out_dir is None:
+            raise AnalysisInputError("several directories of quality runs need --out DIR for the merged report")
+        merged = quality.merge_quality_dirs(results_dir, out_dir)
+        return quality.write_report(merged, merged, target)
     report = _analyze(results_dir, reference_dir=reference_dir, out_dir=out_dir, prefer=prefer)
     if single and quality.has_quality(results_dir):
         lines = quality.analyze_quality(results_dir, Path(report).parent, target)

@@ -253,11 +253,48 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
     return lines
 
 
+def merge_quality_dirs(directories, out_dir) -> Path:
+    """Several directories of quality runs as one (out_dir): every table's rows, in the order given,
+    as `train --resume` into one directory would have appended them. A config (run_id) found in two
+    of them is refused: say which to keep by leaving the other out."""
+    import csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    owner: dict[str, Path] = {}
+    for directory in directories:
+        for run_id in {r["run_id"] for r in counted_rows(directory, QUALITY_FILE)}:
+            if run_id in owner:
+                raise AnalysisInputError(f"config {run_id} was trained in both {owner[run_id]} and {directory}: "
+                                         "analyze one of them, or leave the other out")
+            owner[run_id] = Path(directory)
+    for name, columns in QUALITY_TABLES.items():
+        parts = [Path(d) / name for d in directories if (Path(d) / name).is_file()]
+        if not parts:
+            continue
+        with open(out / name, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for part in parts:
+                with open(part, newline="") as src:
+                    rows = csv.reader(src)
+                    if tuple(next(rows, ())) != tuple(columns):
+                        raise AnalysisInputError(f"{part}: header is not the {len(columns)} columns of {name} "
+                                                 "this version writes")
+                    writer.writerows(rows)
+    (out / "sources.txt").write_text("\n".join(str(d) for d in directories) + "\n")
+    return out
+
+
 def write_report(directory, out_dir=None, target_error: float = DEFAULT_TARGET_ERROR) -> Path:
     """report.md for a directory that holds quality runs only."""
     directory = Path(directory)
     out = Path(out_dir) if out_dir is not None else directory
-    lines = [f"# bnn-bench quality report: {directory.name}", ""] + analyze_quality(directory, out, target_error)
+    lines = [f"# bnn-bench quality report: {directory.name}", ""]
+    sources = directory / "sources.txt"
+    if sources.is_file():
+        lines += ["Merged from: " + ", ".join(f"`{s}`" for s in sources.read_text().split()), ""]
+    lines += analyze_quality(directory, out, target_error)
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -201,3 +201,20 @@ def test_a_peer_library_trains_and_is_evaluated_like_ours(tmp_path, capsys):
     assert [(r["impl"], r["epoch"], r["status"]) for r in rows] == [(peers[0], "1", "ok"), (peers[0], "2", "ok")]
     assert all(float(r["rmse"]) > 0 and 0 <= float(r["coverage95"]) <= 1 for r in rows)
     assert float(rows[1]["train_s"]) > float(rows[0]["train_s"]) > 0
+
+
+def test_quality_runs_in_several_directories_merge_into_one_report(tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    base = ["train", "--task", "regression", "--epochs", "1", "--test-samples", "4", "--threads", "1"]
+    assert main(base + ["--impl", "vmap", "--out", str(one)]) == 0
+    assert main(base + ["--impl", "vmap_lrt", "--out", str(two)]) == 0
+    merged = tmp_path / "both"
+    assert main(["analyze", str(one), str(two), "--out", str(merged)]) == 0
+    assert [r["impl"] for r in read_table(merged, QUALITY_FILE)] == ["vmap", "vmap_lrt"]
+    report = (merged / "report.md").read_text()
+    assert "Merged from:" in report and "vmap S=1" in report and "vmap_lrt S=1" in report
+    # The same config trained in two directories: refused, naming both.
+    capsys.readouterr()
+    assert main(["analyze", str(one), str(one), "--out", str(tmp_path / "twice")]) == 2
+    err = capsys.readouterr().err
+    assert "was trained in both" in err and len(err.strip().splitlines()) == 1
