@@ -12,7 +12,6 @@ Without a profile, a sweep is the one grid its flags describe (`flag_grid`): the
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -80,6 +79,9 @@ class Overrides:
         return dataclasses.replace(block, **changes)
 
 
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+
+
 @dataclass(frozen=True)
 class Common:
     """Config fields that are the same for every point of a sweep."""
@@ -91,17 +93,18 @@ class Common:
     dtype: str = "float32"
     data_dir: Optional[str] = None
     memory_limit_bytes: Optional[int] = None
-    # Prior parameters (--prior-sigma, --mixture-*); bench.config.BenchConfig's defaults.
-    prior_sigma: float = 1.0
-    mixture_pi: float = 0.5
-    mixture_sigma1: float = 1.0
-    mixture_sigma2: float = math.exp(-6)
-    step_mode: str = "eager"
-    precision: str = "fp32"
-    optimizer: str = "adam"
-    init: str = "report"
-    init_sigma: float = 0.0
-    data: str = "real"
+    # Prior parameters (--prior-sigma, --mixture-*), levers, init and data source: their defaults
+    # are BenchConfig's own, read from it so the two cannot drift apart.
+    prior_sigma: float = _CONFIG_DEFAULTS["prior_sigma"]
+    mixture_pi: float = _CONFIG_DEFAULTS["mixture_pi"]
+    mixture_sigma1: float = _CONFIG_DEFAULTS["mixture_sigma1"]
+    mixture_sigma2: float = _CONFIG_DEFAULTS["mixture_sigma2"]
+    step_mode: str = _CONFIG_DEFAULTS["step_mode"]
+    precision: str = _CONFIG_DEFAULTS["precision"]
+    optimizer: str = _CONFIG_DEFAULTS["optimizer"]
+    init: str = _CONFIG_DEFAULTS["init"]
+    init_sigma: float = _CONFIG_DEFAULTS["init_sigma"]
+    data: str = _CONFIG_DEFAULTS["data"]
     model: Optional[str] = None
 
 
