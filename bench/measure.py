@@ -147,7 +147,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     return RunResult(row=row, repeats=tuple(zip(seconds, steps)), op_counts=op_counts.ops if op_counts else None)
 
 
-def measure_timing_only(config: BenchConfig) -> RunResult:
+def measure_timing_only(config: BenchConfig, **measure_args) -> RunResult:
     """`measure` without the untimed instrumented steps (counters, graph bytes, final loss): the
-    later rounds of a fresh-worker rounds sweep, whose counters come from the config's first round."""
-    return measure(config, count_step_flops=False, final_step=False, count_graph_bytes=False)
+    later rounds of a fresh-worker rounds sweep, whose counters come from the config's first round,
+    and the workers of a paired run whose counters nobody reads. `measure_args`: clock, pacer."""
+    return measure(config, count_step_flops=False, final_step=False, count_graph_bytes=False, **measure_args)

@@ -39,6 +39,7 @@ from typing import Optional, Sequence
 from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.executors import LocalExecutor, _effective_timeout, _kill_quietly, _timeout_message, child_environment
+from bench.provenance import PROJECT_ROOT
 from bench.result import RunResult, failure_result
 from bench.worker import DEFAULT_TARGET, one_line
 
@@ -123,7 +124,8 @@ class WorkerGone(Exception):
 class WarmWorker:
     """One config's persistent process (see module docstring)."""
 
-    def __init__(self, config: BenchConfig, target: str, timeout: Optional[float], env: dict):
+    def __init__(self, config: BenchConfig, target: str, timeout: Optional[float], env: dict,
+                 cwd: Optional[Path] = None):
         self.config = config
         self.timeout = _effective_timeout(config, timeout)
         self._work = Path(tempfile.mkdtemp(prefix="bnn-bench-round-"))
@@ -135,7 +137,7 @@ class WarmWorker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bench.rounds", str(request), str(self.result_path), str(write_fd)],
                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(write_fd,),
-                start_new_session=True, text=True,
+                start_new_session=True, text=True, cwd=cwd,
             )
         os.close(write_fd)
         self._answers = read_fd
@@ -250,6 +252,140 @@ def run_rounds_warm(configs: Sequence[BenchConfig], rounds: int, seed: int, *, t
             worker.kill()
         for worker in list(workers.values()):
             worker.close()
+
+
+def base_environment(base_root: Path, env: Optional[dict] = None, plugins: Optional[str] = None) -> dict:
+    """The environment of a worker running another checkout's code (`run_rounds_paired`): that tree
+    first on PYTHONPATH, this one off it, and only the plugins named for it (a plugin is usually the
+    change under test, so by default the base side loads none)."""
+    env = dict(os.environ if env is None else env)
+    ours = {str(PROJECT_ROOT), str(PROJECT_ROOT.resolve())}
+    parts = [str(base_root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in ours]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    env.pop("BNN_BENCH_PLUGINS", None)
+    if plugins:
+        env["BNN_BENCH_PLUGINS"] = plugins
+    return env
+
+
+def paired_orders(n_configs: int, rounds: int, seed: int) -> list[list[tuple[int, bool]]]:
+    """Per round, (config, base first?) in timing order: configs shuffled as in `round_orders`, and
+    which side of a pair goes first drawn per (round, config), so neither side always runs on the
+    warmer (or colder) cache."""
+    return [[(i, random.Random(f"{seed}:{r}:{i}:side").random() < 0.5) for i in order]
+            for r, order in enumerate(round_orders(n_configs, rounds, seed))]
+
+
+#: Worker generations of a paired run: every worker process is replaced this many times over the
+#: rounds. Two processes of the same code on the same config differ by a few percent for the life of
+#: the process (memory layout; Mytkowicz et al. 2009 saw the same from environment size alone), so
+#: one process per side would put that bias straight into candidate/base. Averaging G processes per
+#: side shrinks it by sqrt(G); measured on the 2-core CI VM: see README, "The CI gate".
+PAIRED_GENERATIONS = 3
+#: Each of a config's timed repeats becomes this many shorter ones, the two sides alternating
+#: (ABAB...): candidate/base then cancels drift on the scale of a fraction of a second rather
+#: than of a whole repeat.
+PAIRED_SPLIT = 5
+
+
+def split_repeats(config: BenchConfig, split: int) -> BenchConfig:
+    """`config` with each repeat cut into `split` shorter ones (the same steps in all)."""
+    split = max(1, min(split, config.steps))
+    return config.replace(repeats=config.repeats * split, steps=max(1, config.steps // split))
+
+
+def generation_blocks(rounds: int, generations: int) -> list[range]:
+    """The rounds each generation of workers times: contiguous, as even as possible."""
+    generations = max(1, min(generations, rounds))
+    edges = [round(g * rounds / generations) for g in range(generations + 1)]
+    return [range(edges[g], edges[g + 1]) for g in range(generations)]
+
+
+def _timing_only_target(root: Path, target: str) -> str:
+    """The target of workers whose counters nobody reads (the base side, later generations): the
+    built-in measurement without its untimed counting steps, where that code tree has it."""
+    if target != DEFAULT_TARGET:
+        return target
+    measure_py = Path(root) / "bench" / "measure.py"
+    try:
+        # Older trees have it without the pacer argument warm workers pass: those take the full target.
+        has_it = "def measure_timing_only(config: BenchConfig, **" in measure_py.read_text()
+    except OSError:
+        has_it = False
+    return TIMING_ONLY_TARGET if has_it else target
+
+
+def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *, base_root: Path, target: str,
+                      timeout: Optional[float], write, write_base, env: Optional[dict] = None,
+                      base_plugins: Optional[str] = None, generations: int = PAIRED_GENERATIONS,
+                      split: int = PAIRED_SPLIT) -> None:
+    """Interleaved rounds in which every config is timed twice, back to back: once by this checkout
+    and once by the checkout at `base_root` (the baseline's commit). Both sides of a pair see the
+    same seconds of machine drift, so candidate/base per round is stable where either time alone
+    is not: the comparison that sees a 10% slowdown on a noisy machine. Workers are warm within a
+    generation of rounds and replaced between generations (`PAIRED_GENERATIONS`). `write` gets this
+    code's rows (counters from its first generation), `write_base` the base code's (same run ids,
+    rounds recorded on both)."""
+    envs = {False: child_environment(env), True: base_environment(Path(base_root), env, base_plugins)}
+    roots = {False: PROJECT_ROOT, True: Path(base_root)}
+    later_target = {side: _timing_only_target(roots[side], target) for side in (False, True)}
+    timed = [split_repeats(c, split) for c in configs]
+    plan = [repeats_per_round(c.repeats, rounds) for c in timed]
+    orders = paired_orders(len(configs), rounds, seed)
+    parts = {side: {i: [] for i in range(len(configs))} for side in (False, True)}  # base? -> i -> results
+    rounds_of = {side: {i: [] for i in range(len(configs))} for side in (False, True)}
+    failed = {False: {}, True: {}}  # base? -> i -> the failure row
+    live: dict = {}
+
+    def end(side: bool, i: int, reason: str = "") -> None:
+        result = _final(live.pop((side, i)), reason)
+        if result.row.get("status") == "ok" and not reason:
+            parts[side][i].append(result)
+        else:
+            failed[side][i] = result
+
+    try:
+        for g, block in enumerate(generation_blocks(rounds, generations)):
+            for i, config in enumerate(timed):
+                n = sum(plan[i][r] for r in block)
+                for side in (False, True):
+                    if i in failed[side] or n == 0:
+                        continue
+                    worker_target = target if (g == 0 and not side) else later_target[side]
+                    live[(side, i)] = WarmWorker(config.replace(repeats=n), worker_target, timeout, envs[side],
+                                                 cwd=None if not side else roots[True])
+            for key in list(live):
+                try:
+                    live[key].wait_ready()
+                except WorkerGone as e:
+                    end(*key, str(e))
+            for r in block:
+                for i, base_first in orders[r]:
+                    for _ in range(plan[i][r]):
+                        for side in ((True, False) if base_first else (False, True)):
+                            if (side, i) not in live:
+                                continue
+                            try:
+                                live[(side, i)].time_repeat()
+                                rounds_of[side][i].append(r)
+                            except WorkerGone as e:
+                                end(side, i, str(e))
+            for key in sorted(live):
+                end(*key)
+    finally:
+        for worker in live.values():  # Ctrl-C or a bug: no worker outlives the sweep
+            worker.kill()
+        for worker in list(live.values()):
+            worker.close()
+    for side, out in ((False, write), (True, write_base)):
+        for i, config in enumerate(configs):
+            if i in failed[side]:
+                result = failed[side][i]
+                out(dataclasses.replace(result, row=dict(result.row, run_id=config.run_id)))
+            elif parts[side][i]:
+                merged = merge_round_results(timed[i], parts[side][i])
+                merged = dataclasses.replace(merged, row=dict(merged.row, run_id=config.run_id))
+                out(dataclasses.replace(merged, rounds=tuple(rounds_of[side][i])))
 
 
 def run_rounds_fresh(configs: Sequence[BenchConfig], rounds: int, seed: int, *, target: str,

@@ -7,6 +7,7 @@ child) stops the loop, and what was written stays.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -35,18 +36,25 @@ def run_sweep(
     rounds: Optional[int] = None,
     round_seed: int = 0,
     round_workers: str = "warm",
+    paired: Optional["BaseTree"] = None,
+    base_plugins: Optional[str] = None,
 ) -> Path:
     """Run every config without a final row in `out_dir`; returns `out_dir`.
 
     `executor` is a name (local, inline, slurm; built with `target`) or an Executor instance.
     `rounds`: time the configs in that many interleaved rounds (bench/rounds.py) instead of one
     after another; needs the local executor (each config keeps its own process).
+    `paired`: also time every config with the code of another commit (bench/base_tree.py), each
+    pair back to back in every round; its rows go to `out_dir/base/` (needs rounds, warm workers,
+    no resume). `base_plugins`: what BNN_BENCH_PLUGINS is on that side (default none).
     Raises UsageError before running anything if the directory is unusable (exists without
     `resume`, unwritable, corrupt on resume).
     """
     out_dir = Path(out_dir)
     if rounds is not None and executor != "local":
         raise UsageError("--rounds needs --executor local: each config keeps its own worker process")
+    if paired is not None and (rounds is None or round_workers != "warm" or resume):
+        raise UsageError("paired timing needs interleaved rounds with warm workers and a fresh directory")
     executor_name = executor if isinstance(executor, str) else type(executor).__name__
     if isinstance(executor, str):  # built first: a bad executor must fail before the directory exists
         executor = make_executor(executor, target=target, folder=out_dir / "slurm")
@@ -65,7 +73,10 @@ def run_sweep(
                 writer.append(result)
                 bar.update(next(c for c in todo if c.run_id == result.row["run_id"]), result)
 
-            run_rounds(todo, rounds, round_seed, workers=round_workers, target=target, write=write)
+            if paired is None:
+                run_rounds(todo, rounds, round_seed, workers=round_workers, target=target, write=write)
+            else:
+                _run_paired(todo, out_dir, paired, rounds, round_seed, target, write, base_plugins, profile, argv)
             todo = []
         for config in todo:
             try:
@@ -79,3 +90,27 @@ def run_sweep(
         bar.close()
         writer.finish_meta(meta, interrupted=interrupted)
     return out_dir
+
+
+def _run_paired(configs, out_dir: Path, paired, rounds, seed, target, write, base_plugins, profile, argv) -> None:
+    from bench.rounds import repeats_per_round, run_rounds_paired
+
+    for config in configs:
+        repeats_per_round(config.repeats, rounds)
+    base_writer = ResultsWriter(out_dir / "base")
+    machine = dict(machine_info(), git_commit=paired.commit)
+    meta = base_writer.start_meta(configs=configs, profile=profile, argv=argv if argv is not None else sys.argv,
+                                  machine=machine, executor="local")
+    meta = base_writer.record_rounds(meta, rounds=rounds, seed=seed, workers="warm")
+    meta = dict(meta, code_root=str(paired.root), plugins=base_plugins or "")
+
+    def write_base(result):
+        base_writer.append(dataclasses.replace(result, row=dict(result.row, git_commit=paired.commit)))
+
+    interrupted = True
+    try:
+        run_rounds_paired(configs, rounds, seed, base_root=paired.root, target=target, timeout=None, write=write,
+                          write_base=write_base, base_plugins=base_plugins)
+        interrupted = False
+    finally:
+        base_writer.finish_meta(meta, interrupted=interrupted)

@@ -8,7 +8,10 @@ results directories of such reruns (`--reuse`, e.g. the fresh runs of scripts/ga
 Every pair of runs (the baseline included) is compared with `check`'s own statistics, and for
 each metric the Q-quantile (default 1.0: the largest) of |log change| over pairs and configs is
 taken: the spread unchanged code shows here. The threshold is exp(F x that) - 1 (default F 1.5):
-a gate at that threshold would have passed every pair with room to spare. With --write, the
+a gate at that threshold would have passed every pair with room to spare. Runs that also timed
+the base commit's code in the same rounds (`check`'s paired runs; reruns here pair with
+--base-ref, default HEAD, so both sides are the same code) give the paired threshold from each
+run's own candidate/base changes. With --write, the
 thresholds (and the numbers behind them) go to BASELINE/thresholds.json, which
 scripts/perf_gate.sh reads. Deterministic counters need no thresholds from data: they do not move.
 """
@@ -28,17 +31,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_BASELINE = ROOT / "results" / "baseline" / "ci-rounds-epyc-1thread"
-METRICS = {"time / sequential": "threshold", "step time": "abs_threshold"}
+METRICS = {"time / sequential": "threshold", "step time": "abs_threshold", "time / base code": "paired_threshold"}
+PAIRED = "time / base code"  # within one run (its own base/): never between two runs
 
 
-def rerun(baseline: Path, out: Path, seed_offset: int) -> Path:
+def rerun(baseline: Path, out: Path, seed_offset: int, base_ref: str | None) -> Path:
+    from bench.base_tree import export_commit
     from bench.results import load_grid, read_meta
     from bench.sweep import run_sweep
 
     meta = read_meta(baseline)
+    workers = meta.get("round_workers") or "warm"
+    paired = None
+    if base_ref and meta.get("rounds") and workers == "warm":
+        paired = export_commit(base_ref, Path(tempfile.mkdtemp(prefix="derive-base-")) / "code")
     run_sweep(load_grid(baseline), out, profile="derive-thresholds", rounds=meta.get("rounds"),
-              round_seed=int(meta.get("round_seed") or 0), round_workers=meta.get("round_workers") or "warm",
-              argv=sys.argv)
+              round_seed=int(meta.get("round_seed") or 0), round_workers=workers, argv=sys.argv, paired=paired)
     return out
 
 
@@ -47,11 +55,17 @@ def spreads(runs: list[Path]) -> dict[str, list[float]]:
     from analysis.compare import compare_paths
 
     found = {m: [] for m in METRICS}
-    for a, b in itertools.combinations(runs, 2):
-        table = compare_paths(a, b).table
-        for metric in METRICS:
+
+    def collect(table, metrics):
+        for metric in metrics:
             points = table.loc[table["metric"] == metric, "point"].dropna().astype(float)
             found[metric] += [abs(math.log(p)) for p in points if p > 0]
+
+    for a, b in itertools.combinations(runs, 2):
+        collect(compare_paths(a, b).table, [m for m in METRICS if m != PAIRED])
+    for run in runs:
+        if (run / "base" / "runs.csv").is_file():
+            collect(compare_paths(run, run).table, [PAIRED])
     return found
 
 
@@ -72,6 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--factor", type=float, default=1.5, help="safety factor on the log spread (default 1.5)")
     parser.add_argument("--quantile", type=float, default=1.0, help="quantile of the pairwise spreads (default 1: max)")
     parser.add_argument("--out", type=Path, help="where the reruns go (default a temporary directory)")
+    parser.add_argument("--base-ref", default="HEAD",
+                        help="the commit reruns made here pair with (default HEAD: unchanged code on both sides; "
+                             "'' for unpaired reruns)")
     parser.add_argument("--write", action="store_true", help="write BASELINE/thresholds.json")
     args = parser.parse_args(argv)
     if not (args.baseline / "meta.json").is_file():
@@ -81,7 +98,7 @@ def main(argv=None) -> int:
     runs = [args.baseline] + list(args.reuse)
     for i in range(args.runs):
         print(f"rerun {i + 1}/{args.runs} -> {out / f'run{i}'}", file=sys.stderr, flush=True)
-        runs.append(rerun(args.baseline, out / f"run{i}", i))
+        runs.append(rerun(args.baseline, out / f"run{i}", i, args.base_ref or None))
     if len(runs) < 3:
         print("derive_thresholds: need at least two reruns besides the baseline (--runs or --reuse)", file=sys.stderr)
         return 2
@@ -92,6 +109,9 @@ def main(argv=None) -> int:
     print(f"{'metric':<20} {'values':>6} {'median':>8} {'q95':>8} {'max':>8} {'threshold':>10}")
     for metric, key in METRICS.items():
         logs = found[metric]
+        if not logs:
+            print(f"{metric:<20} no values (no run measured it)")
+            continue
         spread = quantile(logs, args.quantile)
         threshold = math.exp(args.factor * spread) - 1
         stats = {"values": len(logs), "median_pct": 100 * (math.exp(quantile(logs, 0.5)) - 1),

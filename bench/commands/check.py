@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -38,6 +40,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--counter-threshold", type=open_unit_float, default=0.01,
                         help="smallest growth of a deterministic counter (FLOPs, bytes allocated, instructions "
                              "per step) that counts (default 0.01: 1%%); any growth of an operator's count counts")
+    parser.add_argument("--paired-threshold", type=open_unit_float, default=0.05,
+                        help="smallest slowdown against the base commit's code timed in the same rounds that "
+                             "counts (default 0.05; the gate takes it from the baseline's thresholds.json)")
+    parser.add_argument("--base-ref", metavar="REF",
+                        help="the commit whose code the fresh run is paired with, round by round (default: the "
+                             "commit that recorded BASELINE, from its meta.json)")
+    parser.add_argument("--no-paired", action="store_true",
+                        help="time this checkout only (no base-commit code beside it): about half the time, "
+                             "but only the wide ratio and absolute thresholds judge time")
+    parser.add_argument("--base-plugins", metavar="MODULES", default="",
+                        help="BNN_BENCH_PLUGINS for the base commit's workers (default none: a plugin is "
+                             "usually the change under test)")
     parser.add_argument("--format", choices=("text", "markdown", "github"), default="text",
                         help="text (default), markdown (a table for a pull-request comment), github (text plus "
                              "::error annotations for GitHub Actions)")
@@ -72,10 +86,39 @@ def fresh_run(baseline: Path, args) -> Path:
     rounds = args.rounds if getattr(args, "rounds", None) else meta.get("rounds")
     if rounds is not None and args.executor != "local":
         raise UsageError(f"the baseline was timed in {rounds} interleaved rounds, which need --executor local")
-    run_sweep(configs, out, executor=args.executor, profile="check", argv=getattr(args, "argv", None) or sys.argv,
-              rounds=rounds, round_seed=int(meta.get("round_seed") or 0),
-              round_workers=meta.get("round_workers") or "warm", **({"target": args.target} if args.target else {}))
+    workers = meta.get("round_workers") or "warm"
+    paired = None
+    if rounds is not None and workers == "warm" and not getattr(args, "no_paired", False):
+        paired = base_tree(args.base_ref or (meta.get("machine") or {}).get("git_commit"), out)
+    try:
+        run_sweep(configs, out, executor=args.executor, profile="check",
+                  argv=getattr(args, "argv", None) or sys.argv, rounds=rounds,
+                  round_seed=int(meta.get("round_seed") or 0), round_workers=workers, paired=paired,
+                  base_plugins=getattr(args, "base_plugins", "") or None,
+                  **({"target": args.target} if args.target else {}))
+    finally:
+        if paired is not None:
+            shutil.rmtree(paired.root.parent, ignore_errors=True)
     return out
+
+
+def base_tree(ref, out: Path):
+    """The base commit's code for paired timing, or None with the reason on stderr (the run then
+    times this checkout alone and says so)."""
+    from bench.base_tree import BaseTreeUnavailable, export_commit
+
+    if not ref:
+        print("check: paired timing skipped: the baseline's meta.json names no commit (pass --base-ref)",
+              file=sys.stderr)
+        return None
+    try:
+        tree = export_commit(str(ref), Path(tempfile.mkdtemp(prefix="bnn-bench-base-")) / "code")
+    except BaseTreeUnavailable as e:
+        print(f"check: paired timing skipped: {e}", file=sys.stderr)
+        return None
+    print(f"check: timing this checkout beside commit {tree.commit[:12]}'s code, pair by pair in every round "
+          f"(out: {out})", file=sys.stderr)
+    return tree
 
 
 def _check_writable(path: Path) -> None:
@@ -93,10 +136,12 @@ def run(args) -> int:
         _check_writable(Path(args.json))
     candidate = Path(args.candidate) if args.candidate else fresh_run(baseline, args)
     comparison = compare_paths(baseline, candidate, threshold=args.threshold, alpha=args.alpha,
-                               abs_threshold=args.abs_threshold, counter_threshold=args.counter_threshold)
+                               abs_threshold=args.abs_threshold, counter_threshold=args.counter_threshold,
+                               paired_threshold=args.paired_threshold)
     print(render(comparison, args.format))
     if args.json:
         settings = {"threshold": args.threshold, "abs_threshold": args.abs_threshold, "alpha": args.alpha,
+                    "paired_threshold": args.paired_threshold,
                     "counter_threshold": args.counter_threshold}
         Path(args.json).write_text(comparison_json(comparison, baseline=str(baseline), candidate=str(candidate),
                                                    settings=settings) + "\n")

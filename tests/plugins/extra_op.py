@@ -1,9 +1,12 @@
-"""Test-only plugin: `vmap` with one extra (numerically idle) ATen operator per layer.
+"""Test-only plugin: `vmap` (or the weight-sampling implementation named by BNN_BENCH_EXTRA_OP_IMPL)
+with one extra (numerically idle) ATen operator per layer.
 
 Each layer's bias passes through `torch.nan_to_num`, a no-op on finite values that costs
 nothing measurable in time (a bias is one row of the layer), but is a real change of the program: `check` must flag it
 deterministically through the operator counts, and name `aten.nan_to_num`.
 """
+
+import os
 
 import torch
 
@@ -32,4 +35,5 @@ class ExtraOpImplementation:
             del model.weights_from_noise  # back to the class's method
 
 
-register_implementation("vmap", ExtraOpImplementation(get_implementation("vmap")), replace=True)
+TARGET = os.environ.get("BNN_BENCH_EXTRA_OP_IMPL", "vmap")
+register_implementation(TARGET, ExtraOpImplementation(get_implementation(TARGET)), replace=True)

@@ -1,0 +1,54 @@
+"""The code of another commit, unpacked beside this checkout, for paired timing (bench/rounds.py).
+
+`check` times the baseline's commit and this checkout side by side, round by round. `git archive`
+gives that commit's files without touching this checkout (no worktree to register or clean up);
+where the commit is not in this clone (a shallow CI checkout), the reason says how to get it.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.provenance import PROJECT_ROOT
+
+
+class BaseTreeUnavailable(Exception):
+    """The base commit's code cannot be had here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BaseTree:
+    root: Path  # the unpacked files: workers run with it as cwd and first on PYTHONPATH
+    commit: str  # the full hash
+
+
+def _git(*args: str, repo: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BaseTreeUnavailable(f"git failed ({e}): install git or pass --no-paired") from None
+
+
+def export_commit(ref: str, dest: Path, *, repo: Path = PROJECT_ROOT) -> BaseTree:
+    """Unpack `ref`'s tree into `dest` (created); BaseTreeUnavailable if this clone lacks it."""
+    found = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", repo=repo)
+    if found.returncode != 0:
+        shallow = _git("rev-parse", "--is-shallow-repository", repo=repo).stdout.decode().strip() == "true"
+        hint = ("this clone is shallow: run `git fetch --unshallow` (or clone with full history)" if shallow
+                else "fetch it, or re-record the baseline at a commit of this repository")
+        raise BaseTreeUnavailable(f"commit {ref} is not in {repo}: {hint}")
+    commit = found.stdout.decode().strip()
+    archive = _git("archive", "--format=tar", commit, repo=repo)
+    if archive.returncode != 0:
+        raise BaseTreeUnavailable(f"git archive {commit[:12]} failed: {archive.stderr.decode().strip()[:200]}")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    if not (dest / "bench" / "rounds.py").is_file():
+        raise BaseTreeUnavailable(f"commit {commit[:12]} has no bench/rounds.py (older than interleaved rounds): "
+                                  "re-record the baseline at a newer commit")
+    return BaseTree(dest, commit)

@@ -1,0 +1,197 @@
+"""Paired timing (issue 12): the fresh run times the baseline commit's code beside this checkout,
+pair by pair in every round, and `check` judges candidate/base per round."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.compare import Side, compare_paths, compare_sides
+from bench.base_tree import BaseTree, BaseTreeUnavailable, export_commit
+from bench.config import BenchConfig
+from bench.results import read_meta, read_repeats
+from bench.rounds import PAIRED_SPLIT, base_environment, paired_orders, split_repeats
+from bench.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has_git_head() -> bool:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+needs_git = pytest.mark.skipif(not _has_git_head(), reason="not a git checkout: the base commit cannot be exported")
+
+
+def test_paired_orders_time_every_config_once_per_round_and_vary_which_side_goes_first():
+    orders = paired_orders(6, 12, seed=3)
+    assert orders == paired_orders(6, 12, seed=3)
+    for order in orders:
+        assert sorted(i for i, _ in order) == list(range(6))
+    firsts = [base_first for order in orders for _, base_first in order]
+    assert 0.3 < np.mean(firsts) < 0.7
+
+
+def test_base_environment_puts_the_base_tree_first_and_drops_this_checkouts_plugins(tmp_path):
+    env = base_environment(tmp_path, {"PYTHONPATH": f"{ROOT}:/elsewhere", "BNN_BENCH_PLUGINS": "tests.plugins.slow_vmap"})
+    assert env["PYTHONPATH"].split(":") == [str(tmp_path), "/elsewhere"]
+    assert "BNN_BENCH_PLUGINS" not in env
+    assert base_environment(tmp_path, {}, plugins="my.plugin")["BNN_BENCH_PLUGINS"] == "my.plugin"
+
+
+@needs_git
+def test_export_commit_unpacks_the_tree_and_names_a_missing_commit(tmp_path):
+    tree = export_commit("HEAD", tmp_path / "code")
+    assert (tree.root / "bench" / "rounds.py").is_file() and len(tree.commit) == 40
+    with pytest.raises(BaseTreeUnavailable, match="not in"):
+        export_commit("0" * 40, tmp_path / "missing")
+
+
+def _paired_side(seed: int, factor: float, rounds: int = 12):
+    """Candidate and base-code sides of one paired run: each round the machine runs at a random
+    speed (0.6x to 1.5x) that both sides of a pair share, and each repeat has 3% noise of its own."""
+    rng = np.random.default_rng(seed)
+    speed = rng.uniform(0.6, 1.5, size=rounds)
+    sides = []
+    for f in (factor, 1.0):
+        rows, times, rnds = [], {}, {}
+        for impl, t in {"sequential": 0.040, "vmap": 0.033}.items():
+            label = f"regression {impl} S=10 cpu"
+            times[label] = t * (f if impl == "vmap" else 1.0) * speed * rng.lognormal(0, 0.03, size=rounds)
+            rnds[label] = np.arange(rounds)
+            rows.append(dict(label=label, task="regression", device="cpu", impl=impl, kl="", prior="gaussian",
+                             n_mc=1, samples=10, batch_size=128, dtype="float32", status="ok",
+                             fingerprint=("cpu", "2.13", "1"), torch_version="2.13", git_commit="abc123"))
+        sides.append(Side(pd.DataFrame(rows).set_index("label"), times, "paired", rnds))
+    return sides
+
+
+def _paired_rows(comparison):
+    t = comparison.table
+    return t[t["metric"] == "time / base code"]
+
+
+def test_pairs_cancel_drift_that_hides_a_ten_percent_slowdown_from_the_stored_comparison():
+    for i in range(10):
+        cand, base_code = _paired_side(i, 1.10)
+        stored, _ = _paired_side(100 + i, 1.0)
+        comparison = compare_sides(stored, cand, threshold=0.3, abs_threshold=0.5, base_code=base_code,
+                                   paired_threshold=0.05)
+        assert list(comparison.regressions()["metric"]) == ["time / base code"]
+        assert list(comparison.regressions()["config"]) == ["regression vmap S=10 cpu"]
+        assert "abc123" in _paired_rows(comparison)["detail"].iloc[0]
+        cand, base_code = _paired_side(i, 1.0)
+        comparison = compare_sides(stored, cand, threshold=0.3, abs_threshold=0.5, base_code=base_code,
+                                   paired_threshold=0.05)
+        assert not comparison.regressed and len(_paired_rows(comparison)) == 2
+
+
+def _fake_grid():
+    return [BenchConfig(impl=impl, task="regression", samples=2, steps=2, repeats=4, threads=1)
+            for impl in ("sequential", "vmap", "vmap_lrt")]
+
+
+@pytest.fixture
+def base_without_slowdown(tmp_path):
+    """HEAD's code, whose fakes never honour BNN_BENCH_FAKE_SLOW: the change under test is the
+    candidate's slowdown, absent from the base commit."""
+    if not _has_git_head():
+        pytest.skip("not a git checkout: the base commit cannot be exported")
+    tree = export_commit("HEAD", tmp_path / "base-code")
+    fakes = tree.root / "tests" / "fakes.py"
+    fakes.write_text(fakes.read_text() + "\nos.environ.pop('BNN_BENCH_FAKE_SLOW', None)\n")
+    return tree
+
+
+def test_a_paired_sweep_writes_both_sides_in_the_same_rounds_and_check_names_the_slowed_one(
+        tmp_path, monkeypatch, base_without_slowdown):
+    monkeypatch.setenv("BNN_BENCH_FAKE_SLOW", "vmap")
+    out = run_sweep(_fake_grid(), tmp_path / "out", rounds=4, round_seed=1, target="tests.fakes:paced_ok",
+                    progress=False, paired=base_without_slowdown)
+    cand_reps, base_reps = read_repeats(out), read_repeats(out / "base")
+    timed = sum(split_repeats(c, PAIRED_SPLIT).repeats for c in _fake_grid())
+    assert len(cand_reps) == len(base_reps) == timed == 24  # 4 repeats of 2 steps each cut in two, x3
+    assert sorted((r["run_id"], r["round"]) for r in base_reps) == sorted((r["run_id"], r["round"]) for r in cand_reps)
+    assert read_meta(out / "base")["machine"]["git_commit"] == base_without_slowdown.commit
+    comparison = compare_paths(out, out, paired_threshold=0.05)
+    paired = _paired_rows(comparison)
+    assert len(paired) == 3
+    assert list(comparison.regressions()["config"]) == ["regression vmap sample S=2 cpu"]
+    assert paired.loc[paired["config"] == "regression vmap sample S=2 cpu", "point"].iloc[0] == pytest.approx(1.5)
+
+
+def test_paired_timing_refuses_resume_and_fresh_workers(tmp_path):
+    tree = BaseTree(tmp_path, "0" * 40)
+    from bench.errors import UsageError
+    for kwargs in ({"rounds": None}, {"rounds": 4, "round_workers": "fresh"}, {"rounds": 4, "resume": True}):
+        with pytest.raises(UsageError, match="paired timing needs"):
+            run_sweep(_fake_grid(), tmp_path / "out", target="tests.fakes:paced_ok", progress=False, paired=tree,
+                      **kwargs)
+
+
+def test_generations_split_the_rounds_into_contiguous_blocks():
+    from bench.rounds import generation_blocks
+    assert generation_blocks(12, 3) == [range(0, 4), range(4, 8), range(8, 12)]
+    assert generation_blocks(2, 3) == [range(0, 1), range(1, 2)]
+    assert [len(b) for b in generation_blocks(10, 3)] == [3, 4, 3]
+
+
+def test_base_and_later_workers_skip_counters_only_where_that_tree_can(tmp_path):
+    from bench.rounds import TIMING_ONLY_TARGET, _timing_only_target
+    from bench.worker import DEFAULT_TARGET
+
+    assert _timing_only_target(ROOT, DEFAULT_TARGET) == TIMING_ONLY_TARGET
+    old = tmp_path / "old" / "bench"
+    old.mkdir(parents=True)
+    (old / "measure.py").write_text("def measure_timing_only(config: BenchConfig) -> RunResult:\n")
+    assert _timing_only_target(tmp_path / "old", DEFAULT_TARGET) == DEFAULT_TARGET  # no pacer argument there
+    assert _timing_only_target(ROOT, "tests.fakes:paced_ok") == "tests.fakes:paced_ok"
+
+
+def test_timing_only_measurement_is_paced_and_skips_the_counters():
+    from bench.measure import measure_timing_only
+
+    heard = []
+
+    class Pacer:
+        def before_repeat(self, index):
+            heard.append(("go", index))
+
+        def after_repeat(self, index, seconds, steps):
+            heard.append(("done", index, steps))
+
+    config = BenchConfig(impl="vmap", task="regression", samples=2, steps=2, repeats=2, warmup_steps=1, threads=1)
+    result = measure_timing_only(config, pacer=Pacer())
+    assert [h[0] for h in heard] == ["go", "done", "go", "done"] and len(result.repeats) == 2
+    assert result.row.get("flops_per_step") in (None, "") and result.op_counts is None
+
+
+def test_split_repeats_keeps_the_steps_timed():
+    config = BenchConfig(impl="vmap", task="mnist", samples=2, steps=10, repeats=12)
+    cut = split_repeats(config, 5)
+    assert (cut.repeats, cut.steps) == (60, 2) and cut.repeats * cut.steps == config.repeats * config.steps
+    assert split_repeats(config.replace(steps=3), 5).steps == 1
+
+
+def test_the_gate_picks_the_baseline_recorded_on_this_cpu_model_else_the_newest(tmp_path):
+    import json as _json
+    import sys as _sys
+    _sys.path.insert(0, str(ROOT / "scripts"))
+    from pick_baseline import pick
+
+    for name, model, start in (("ci-rounds-a", "AMD EPYC", "2026-11-25"), ("ci-rounds-b", "Intel Xeon", "2026-11-20"),
+                               ("ci-rounds-c", "Other", "2026-11-30")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(_json.dumps({"machine": {"cpu_model": model}, "start_time": start}))
+    (tmp_path / "ci-rounds-corrupt").mkdir()
+    (tmp_path / "ci-rounds-corrupt" / "meta.json").write_text("{")
+    assert pick(tmp_path, "Intel Xeon").name == "ci-rounds-b"
+    assert pick(tmp_path, "Unknown CPU").name == "ci-rounds-c"
+    assert pick(tmp_path / "nothing", "Intel Xeon") is None
