@@ -5,8 +5,9 @@ What is compared, and why:
   task, device and S. A machine that got uniformly slower (another job on the node, a slower cloud
   instance) moves numerator and denominator together and changes no ratio; one implementation that
   got slower does. Across CPU models ratios move too (vmap/sequential on the `ci` regression
-  config: 0.77 on an AMD EPYC, 0.60-0.68 on an Intel Xeon), so where a paired run judges time
-  (below), this row is judged only on the baseline's own machine and is `info` elsewhere.
+  config: 0.77 on an AMD EPYC, 0.60-0.68 on an Intel Xeon). Where a paired run judges time
+  (below), this row and the next are shown as `info`: they compare with numbers measured at
+  another time, under other drift, and are judged only where no paired timing could run.
 - **Absolute step times**, only when the machine fingerprint (CPU model or GPU name, torch version,
   threads) is the same on both sides; otherwise shown as `info`. These catch what ratios cannot: a
   slowdown of `sequential` itself, or of every implementation at once on the same machine. Their
@@ -319,14 +320,14 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
             pb, pc = _partner(base.configs, b_row), _partner(cand.configs, c_row)
             if pb is not None and pc is not None and ok(base, pb) and ok(cand, pc):
                 ch, ratio_b, ratio_c, how = _ratio_change(base, cand, label, pb, pc, rng)
-                # Ratios move with the CPU model too (vmap/sequential: 0.77 on an AMD EPYC, 0.60 on an
-                # Intel Xeon, same code): across machines they are only a fallback for when no paired
-                # timing ran; with it, the pairs judge time and this row is shown for information.
-                judged = b_row["fingerprint"] == c_row["fingerprint"] or base_code is None
+                # Where paired timing ran, the pairs judge time (they saw the same drift; a stored
+                # ratio did not, and ratios move with the CPU model too: vmap/sequential 0.77 on an
+                # AMD EPYC, 0.60 on an Intel Xeon, same code); this row is then shown for the record.
+                judged = base_code is None
                 add(label, "time / sequential", f"{ratio_b:.3f}", f"{ratio_c:.3f}", _change_text(ch),
                     verdict(ch, threshold, alpha) if judged else "info", ch.point, ch.low, ch.high,
                     threshold if judged else None,
-                    f"bootstrap over {how}" + ("" if judged else "; different machines: the pairs judge time"))
+                    f"bootstrap over {how}" + ("" if judged else "; the pairs judge time"))
 
         # 1b. this code against the base commit's code, paired within each round of this run
         if base_code is not None and label in base_code.configs.index and ok(base_code, label):
@@ -341,14 +342,16 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
         # 2. absolute step time, judged only on the same machine fingerprint
         ch = change_of_medians(tb, tc, rng)
         same_machine = b_row["fingerprint"] == c_row["fingerprint"]
-        if same_machine:
+        judged = same_machine and base_code is None
+        if judged:
             mw_slower = stats.mannwhitneyu(tc, tb, alternative="greater").pvalue
             mw_faster = stats.mannwhitneyu(tc, tb, alternative="less").pvalue
             v = verdict(ch, abs_threshold, alpha, mw_slower, mw_faster)
         else:
             v = "info"
         add(label, "step time", _ms(np.median(tb)), _ms(np.median(tc)), _change_text(ch), v, ch.point, ch.low,
-            ch.high, abs_threshold if same_machine else None, "" if same_machine else "different machines")
+            ch.high, abs_threshold if judged else None,
+            "the pairs judge time" if base_code is not None else "" if same_machine else "different machines")
 
         # 3. memory
         for col, tolerance in (("graph_bytes", GRAPH_BYTES_TOLERANCE), ("peak_allocated_bytes", CUDA_PEAK_TOLERANCE)):

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_BASELINE = ROOT / "results" / "baseline" / "ci-rounds-epyc-1thread"
+DEFAULT_BASELINE = ROOT / "results" / "baseline" / "ci-rounds-xeon-1thread"
 METRICS = {"time / sequential": "threshold", "step time": "abs_threshold", "time / base code": "paired_threshold"}
 PAIRED = "time / base code"  # within one run (its own base/): never between two runs
 

@@ -10,7 +10,8 @@ compared with `check`), with a regression injected through BNN_BENCH_PLUGINS:
 | slow10        | tests.plugins.slow_vmap, BNN_BENCH_SLOW_FRACTION=0.10      | flag vmap's time / sequential      |
 | extra_op      | tests.plugins.extra_op: torch.nan_to_num per layer (vmap) | flag vmap's ATen ops, name the op  |
 | extra_flops   | tests.plugins.extra_flops: +2% FLOPs (vmap)               | flag vmap's FLOPs / step           |
-| uniform_load  | K `yes > /dev/null` processes during the run              | no time / sequential alarm         |
+| uniform_load  | K `yes > /dev/null` processes during the run              | no time-ratio alarm                |
+| slow10_extra_op | slow10 on vmap and extra_op on sequential, together     | flag both, name the op, nothing else |
 
 Writes DIR/trials.csv (one row per trial: exit status, wall time, load average, regressed rows)
 and DIR/summary.md, and prints the summary. The fresh runs stay in DIR/<scenario>-<i>/run, so
@@ -36,6 +37,10 @@ SCENARIOS = {
     "extra_op": {"BNN_BENCH_PLUGINS": "tests.plugins.extra_op"},
     "extra_flops": {"BNN_BENCH_PLUGINS": "tests.plugins.extra_flops", "BNN_BENCH_EXTRA_FLOPS": "0.02"},
     "uniform_load": {},
+    # Both injections at once, on different implementations: each must be caught, and named, while
+    # the other is present, and nothing else flagged (half the machine time of two scenarios).
+    "slow10_extra_op": {"BNN_BENCH_PLUGINS": "tests.plugins.slow_vmap,tests.plugins.extra_op",
+                        "BNN_BENCH_SLOW_FRACTION": "0.10", "BNN_BENCH_EXTRA_OP_IMPL": "sequential"},
 }
 
 
@@ -44,8 +49,12 @@ SCENARIOS = {
 TIME_RATIOS = ("time / sequential", "time / base code")
 
 
+def is_impl(config: str, impl: str) -> bool:
+    return f" {impl} " in f" {config} "
+
+
 def is_vmap(config: str) -> bool:
-    return " vmap " in f" {config} "
+    return is_impl(config, "vmap")
 
 
 def judge(scenario: str, rows: list[dict]) -> tuple[bool, str]:
@@ -57,6 +66,15 @@ def judge(scenario: str, rows: list[dict]) -> tuple[bool, str]:
         return not regressed, f"{len(regressed)} alarm(s)"
     if scenario == "uniform_load":
         return not ratio_alarms, f"{len(ratio_alarms)} ratio alarm(s), {len(regressed) - len(ratio_alarms)} other"
+    if scenario == "slow10_extra_op":
+        time_hits = [r for r in ratio_alarms if is_vmap(r["config"])]
+        op_hits = [r for r in regressed if r["metric"] == "ATen ops / step" and is_impl(r["config"], "sequential")]
+        named = bool(op_hits) and all("aten.nan_to_num" in (r["detail"] or "") for r in op_hits)
+        stray = [r for r in regressed if r not in time_hits and r not in op_hits]
+        return bool(time_hits) and named and not stray, (
+            f"slow10 {'caught' if time_hits else 'MISSED'} ({len(time_hits)} vmap time row(s)); extra_op "
+            f"{'caught and named' if named else 'MISSED'} ({len(op_hits)} sequential config(s)); "
+            f"{len(stray)} other alarm(s)")
     metrics = {"slow10": TIME_RATIOS, "extra_op": ("ATen ops / step",), "extra_flops": ("FLOPs / step",)}[scenario]
     hits = [r for r in regressed if r["metric"] in metrics and is_vmap(r["config"])]
     named = scenario != "extra_op" or all("aten.nan_to_num" in (r["detail"] or "") for r in hits)

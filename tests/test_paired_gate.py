@@ -87,6 +87,8 @@ def test_pairs_cancel_drift_that_hides_a_ten_percent_slowdown_from_the_stored_co
         assert list(comparison.regressions()["metric"]) == ["time / base code"]
         assert list(comparison.regressions()["config"]) == ["regression vmap S=10 cpu"]
         assert "abc123" in _paired_rows(comparison)["detail"].iloc[0]
+        old_rows = comparison.table[comparison.table["metric"].isin(["time / sequential", "step time"])]
+        assert len(old_rows) and (old_rows["verdict"] == "info").all()  # the pairs judge time
         cand, base_code = _paired_side(i, 1.0)
         comparison = compare_sides(stored, cand, threshold=0.3, abs_threshold=0.5, base_code=base_code,
                                    paired_threshold=0.05)
@@ -195,3 +197,21 @@ def test_the_gate_picks_the_baseline_recorded_on_this_cpu_model_else_the_newest(
     assert pick(tmp_path, "Intel Xeon").name == "ci-rounds-b"
     assert pick(tmp_path, "Unknown CPU").name == "ci-rounds-c"
     assert pick(tmp_path / "nothing", "Intel Xeon") is None
+
+
+def test_gate_trials_judge_the_combined_injection_only_when_both_are_caught_and_nothing_else():
+    import sys as _sys
+    _sys.path.insert(0, str(ROOT / "scripts"))
+    from gate_trials import judge
+
+    def row(config, metric, detail=""):
+        return {"config": config, "metric": metric, "verdict": "REGRESSION", "detail": detail}
+
+    slow = row("mnist vmap sample S=2 cpu", "time / base code")
+    op = row("mnist sequential sample S=2 cpu", "ATen ops / step", "aten.nan_to_num.default +3")
+    assert judge("slow10_extra_op", [slow, op])[0]
+    assert not judge("slow10_extra_op", [op])[0]  # the slowdown missed
+    assert not judge("slow10_extra_op", [slow, dict(op, detail="aten.add.Tensor +3")])[0]  # op not named
+    assert not judge("slow10_extra_op", [slow, op, row("mnist vmap_lrt closed S=2 cpu", "time / base code")])[0]
+    assert judge("uniform_load", [row("mnist vmap sample S=2 cpu", "step time")])[0]
+    assert not judge("uniform_load", [slow])[0]

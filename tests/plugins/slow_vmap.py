@@ -6,18 +6,19 @@ sweep gets the slowed implementation under the unchanged name, which is what `ch
 Two modes:
 - BNN_BENCH_SLOW_SECONDS=S (default 0.01 when no fraction is given): a fixed sleep per step.
 - BNN_BENCH_SLOW_FRACTION=F: a sleep of F times the step's own (unslowed) duration, so the step
-  gets F slower whatever the task, machine or load: the median of the last few intervals between
-  loss calls, less the sleeps in them (a gap between timed repeats is one outlier among them).
+  gets F slower whatever the task, machine or load: the shortest of the last few intervals between
+  loss calls, less the sleeps in them. The shortest, because every other interval may span a gap
+  between timed repeats (a paired gate alternates repeats of 2-4 steps with the other side's), and
+  a gap is always longer than a step; the shortest of a few steps errs low, by a step's own noise.
 """
 
 import os
-import statistics
 import time
 from collections import deque
 
 from bnn_impls.registry import get_implementation, register_implementation
 
-#: Intervals between loss calls remembered: enough that a pause between repeats is outvoted.
+#: Intervals between loss calls remembered: enough that some are whole steps, not gaps between repeats.
 WINDOW = 7
 
 
@@ -40,7 +41,7 @@ class SlowedImplementation:
         if self._last_call is not None:
             self._steps.append(now - self._last_call - self._last_sleep)
         self._last_call = now
-        return self._fraction * statistics.median(self._steps) if self._steps else 0.0
+        return self._fraction * min(self._steps) if self._steps else 0.0
 
     def loss(self, *args, **kwargs):
         pause = self._sleep_for()
