@@ -5,9 +5,9 @@ What is compared, and why:
   task, device and S. A machine that got uniformly slower (another job on the node, a slower cloud
   instance) moves numerator and denominator together and changes no ratio; one implementation that
   got slower does. Across CPU models ratios move too (vmap/sequential on the `ci` regression
-  config: 0.77 on an AMD EPYC, 0.60-0.68 on an Intel Xeon). Where a paired run judges time
-  (below), this row and the next are shown as `info`: they compare with numbers measured at
-  another time, under other drift, and are judged only where no paired timing could run.
+  config: 0.77 on an AMD EPYC, 0.60-0.68 on an Intel Xeon), so it is judged only on the same
+  machine fingerprint (else `info`). Where a paired run judges time (below), this row and the
+  next are `info` as well: they compare with numbers measured at another time, under other drift.
 - **Absolute step times**, only when the machine fingerprint (CPU model or GPU name, torch version,
   threads) is the same on both sides; otherwise shown as `info`. These catch what ratios cannot: a
   slowdown of `sequential` itself, or of every implementation at once on the same machine. Their
@@ -323,11 +323,13 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
                 # Where paired timing ran, the pairs judge time (they saw the same drift; a stored
                 # ratio did not, and ratios move with the CPU model too: vmap/sequential 0.77 on an
                 # AMD EPYC, 0.60 on an Intel Xeon, same code); this row is then shown for the record.
-                judged = base_code is None
+                # Without pairs, a ratio is judged on the baseline's own machine only (fingerprint).
+                judged = base_code is None and b_row["fingerprint"] == c_row["fingerprint"]
                 add(label, "time / sequential", f"{ratio_b:.3f}", f"{ratio_c:.3f}", _change_text(ch),
                     verdict(ch, threshold, alpha) if judged else "info", ch.point, ch.low, ch.high,
                     threshold if judged else None,
-                    f"bootstrap over {how}" + ("" if judged else "; the pairs judge time"))
+                    f"bootstrap over {how}" + ("" if judged else "; the pairs judge time" if base_code is not None
+                                               else "; different machines"))
 
         # 1b. this code against the base commit's code, paired within each round of this run
         if base_code is not None and label in base_code.configs.index and ok(base_code, label):

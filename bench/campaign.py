@@ -36,6 +36,7 @@ from typing import Optional
 
 from bench.errors import UsageError
 from bench.provenance import PROJECT_ROOT
+from bench.results import append_csv_row
 
 CHUNK_BUDGET_S = 540.0  # 9 minutes: a device command may run 10, and the machine's start is not in it
 CAMPAIGN_TARGET_S = 35 * 60
@@ -342,15 +343,7 @@ def _done_steps(out: Path) -> set[tuple[str, str, str]]:
 
 
 def _log(out: Path, row: dict) -> None:
-    path = out / LOG_FILE
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
+    append_csv_row(out / LOG_FILE, row, LOG_COLUMNS)
 
 
 def _now() -> str:

@@ -31,6 +31,7 @@ import torch
 import bnn_impls as B
 from bench.config import BenchConfig
 from bench.levers import build_train_steps, check_config_levers
+from bench.results import append_csv_row
 from bench.measure import resolve_dtype
 from bench.provenance import device_name
 
@@ -170,13 +171,7 @@ def profile_config(config: BenchConfig, out_dir, *, steps: int = 20, warmup: int
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
         writer.writerows(rows)
-    summary_path = out / SUMMARY_FILE
-    new = not summary_path.exists()
-    with open(summary_path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, restval="")
-        if new:
-            writer.writeheader()
-        writer.writerow(summary)
+    append_csv_row(out / SUMMARY_FILE, summary, SUMMARY_COLUMNS)
     md = out / f"{config.run_id}.md"
     md.write_text(render_markdown(summary, rows[:top], rank_by, on_cuda))
     return md

@@ -86,6 +86,17 @@ def _append(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def append_csv_row(path: Path, row: dict, columns: Sequence[str]) -> None:
+    """`row` as one CSV line under `columns` (missing values empty), the header first when the file
+    is new: one durable write, as the results files get (logs and summaries beside them)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns), restval="")
+    if not Path(path).exists():
+        writer.writeheader()
+    writer.writerow(row)
+    _append(Path(path), text.getvalue().encode())
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from bench.config import BenchConfig
 from bench.executors import Executor, make_executor
@@ -21,6 +21,9 @@ from bench.errors import UsageError
 from bench.results import ResultsWriter
 from bench.rounds import run_rounds
 from bench.worker import DEFAULT_TARGET, one_line
+
+if TYPE_CHECKING:
+    from bench.base_tree import BaseTree
 
 
 def run_sweep(
@@ -36,7 +39,7 @@ def run_sweep(
     rounds: Optional[int] = None,
     round_seed: int = 0,
     round_workers: str = "warm",
-    paired: Optional["BaseTree"] = None,
+    paired: Optional[BaseTree] = None,
     base_plugins: Optional[str] = None,
 ) -> Path:
     """Run every config without a final row in `out_dir`; returns `out_dir`.

@@ -73,6 +73,10 @@ def test_a_uniformly_slower_machine_changes_no_ratio():
         assert len(regressed(comparison)) == 0, comparison.table
         step_rows = comparison.table[comparison.table["metric"] == "step time"]
         assert (step_rows["verdict"] == "info").all()  # a different machine: absolute times are information
+        ratio_rows = comparison.table[comparison.table["metric"] == "time / sequential"]
+        # Ratios move with the CPU model too (0.77 on an EPYC, 0.60-0.68 on a Xeon): information only.
+        assert len(ratio_rows) and (ratio_rows["verdict"] == "info").all()
+        assert ratio_rows["detail"].str.contains("different machines").all()
 
 
 def test_the_same_machine_30_percent_slower_everywhere_is_caught_on_absolute_time():
