@@ -47,8 +47,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="the commit whose code the fresh run is paired with, round by round (default: the "
                              "commit that recorded BASELINE, from its meta.json)")
     parser.add_argument("--no-paired", action="store_true",
-                        help="time this checkout only (no base-commit code beside it): about half the time, "
-                             "but only the wide ratio and absolute thresholds judge time")
+                        help="time this checkout only (no base-commit code beside it): about a third of the "
+                             "time, but then only the stored ratio and absolute rows judge time, and only on the "
+                             "baseline's own machine")
     parser.add_argument("--base-plugins", metavar="MODULES", default="",
                         help="BNN_BENCH_PLUGINS for the base commit's workers (default none: a plugin is "
                              "usually the change under test)")
