@@ -7,11 +7,15 @@ where the commit is not in this clone (a shallow CI checkout), the reason says h
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from bench.provenance import PROJECT_ROOT
 
@@ -52,3 +56,13 @@ def export_commit(ref: str, dest: Path, *, repo: Path = PROJECT_ROOT) -> BaseTre
         raise BaseTreeUnavailable(f"commit {commit[:12]} has no bench/rounds.py (older than interleaved rounds): "
                                   "re-record the baseline at a newer commit")
     return BaseTree(dest, commit)
+
+
+@contextlib.contextmanager
+def temporary_tree(ref: str, *, repo: Path = PROJECT_ROOT) -> Iterator[BaseTree]:
+    """`ref`'s code unpacked in a scratch directory for the block, removed after it."""
+    scratch = Path(tempfile.mkdtemp(prefix="bnn-bench-base-"))
+    try:
+        yield export_commit(ref, scratch / "code", repo=repo)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -276,8 +276,8 @@ def paired_orders(n_configs: int, rounds: int, seed: int) -> list[list[tuple[int
             for r, order in enumerate(round_orders(n_configs, rounds, seed))]
 
 
-#: Worker generations of a paired run: every worker process is replaced this many times over the
-#: rounds. Two processes of the same code on the same config differ by a few percent for the life of
+#: Worker generations of a paired run: the rounds are split into this many blocks, each timed by
+#: fresh worker processes (so every worker is replaced this many times less one). Two processes of the same code on the same config differ by a few percent for the life of
 #: the process (memory layout; Mytkowicz et al. 2009 saw the same from environment size alone), so
 #: one process per side would put that bias straight into candidate/base. Averaging G processes per
 #: side shrinks it by sqrt(G); measured on the 2-core CI VM: see README, "The CI gate".

@@ -19,6 +19,7 @@ scripts/perf_gate.sh reads. Deterministic counters need no thresholds from data:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import itertools
 import json
@@ -36,17 +37,18 @@ PAIRED = "time / base code"  # within one run (its own base/): never between two
 
 
 def rerun(baseline: Path, out: Path, seed_offset: int, base_ref: str | None) -> Path:
-    from bench.base_tree import export_commit
+    from bench.base_tree import temporary_tree
     from bench.results import load_grid, read_meta
     from bench.sweep import run_sweep
 
     meta = read_meta(baseline)
     workers = meta.get("round_workers") or "warm"
-    paired = None
-    if base_ref and meta.get("rounds") and workers == "warm":
-        paired = export_commit(base_ref, Path(tempfile.mkdtemp(prefix="derive-base-")) / "code")
-    run_sweep(load_grid(baseline), out, profile="derive-thresholds", rounds=meta.get("rounds"),
-              round_seed=int(meta.get("round_seed") or 0), round_workers=workers, argv=sys.argv, paired=paired)
+    with contextlib.ExitStack() as stack:
+        paired = None
+        if base_ref and meta.get("rounds") and workers == "warm":
+            paired = stack.enter_context(temporary_tree(base_ref))
+        run_sweep(load_grid(baseline), out, profile="derive-thresholds", rounds=meta.get("rounds"),
+                  round_seed=int(meta.get("round_seed") or 0), round_workers=workers, argv=sys.argv, paired=paired)
     return out
 
 

@@ -215,3 +215,12 @@ def test_gate_trials_judge_the_combined_injection_only_when_both_are_caught_and_
     assert not judge("slow10_extra_op", [slow, op, row("mnist vmap_lrt closed S=2 cpu", "time / base code")])[0]
     assert judge("uniform_load", [row("mnist vmap sample S=2 cpu", "step time")])[0]
     assert not judge("uniform_load", [slow])[0]
+
+
+@needs_git
+def test_a_temporary_tree_is_removed_after_its_block():
+    from bench.base_tree import temporary_tree
+
+    with temporary_tree("HEAD") as tree:
+        assert (tree.root / "bench" / "rounds.py").is_file()
+    assert not tree.root.exists() and not tree.root.parent.exists()

@@ -8,11 +8,10 @@ did; 2: bad input. The statistics live in analysis/compare.py (no torch there).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -88,32 +87,29 @@ def fresh_run(baseline: Path, args) -> Path:
     if rounds is not None and args.executor != "local":
         raise UsageError(f"the baseline was timed in {rounds} interleaved rounds, which need --executor local")
     workers = meta.get("round_workers") or "warm"
-    paired = None
-    if rounds is not None and workers == "warm" and not getattr(args, "no_paired", False):
-        paired = base_tree(args.base_ref or (meta.get("machine") or {}).get("git_commit"), out)
-    try:
+    with contextlib.ExitStack() as stack:
+        paired = None
+        if rounds is not None and workers == "warm" and not getattr(args, "no_paired", False):
+            paired = base_tree(args.base_ref or (meta.get("machine") or {}).get("git_commit"), out, stack)
         run_sweep(configs, out, executor=args.executor, profile="check",
                   argv=getattr(args, "argv", None) or sys.argv, rounds=rounds,
                   round_seed=int(meta.get("round_seed") or 0), round_workers=workers, paired=paired,
                   base_plugins=getattr(args, "base_plugins", "") or None,
                   **({"target": args.target} if args.target else {}))
-    finally:
-        if paired is not None:
-            shutil.rmtree(paired.root.parent, ignore_errors=True)
     return out
 
 
-def base_tree(ref, out: Path):
-    """The base commit's code for paired timing, or None with the reason on stderr (the run then
-    times this checkout alone and says so)."""
-    from bench.base_tree import BaseTreeUnavailable, export_commit
+def base_tree(ref, out: Path, stack: contextlib.ExitStack):
+    """The base commit's code for paired timing, unpacked for the life of `stack`; or None with the
+    reason on stderr (the run then times this checkout alone and says so)."""
+    from bench.base_tree import BaseTreeUnavailable, temporary_tree
 
     if not ref:
         print("check: paired timing skipped: the baseline's meta.json names no commit (pass --base-ref)",
               file=sys.stderr)
         return None
     try:
-        tree = export_commit(str(ref), Path(tempfile.mkdtemp(prefix="bnn-bench-base-")) / "code")
+        tree = stack.enter_context(temporary_tree(str(ref)))
     except BaseTreeUnavailable as e:
         print(f"check: paired timing skipped: {e}", file=sys.stderr)
         return None
