@@ -82,6 +82,10 @@ class Side:
     ops: dict = dataclasses.field(default_factory=dict)  # label -> {ATen operator: count per step}
 
 
+#: Verdict of a `time / base code` row whose base side failed: the comparison is incomplete.
+UNPAIRED = "UNPAIRED"
+
+
 @dataclass(frozen=True)
 class Comparison:
     table: pd.DataFrame
@@ -89,6 +93,10 @@ class Comparison:
 
     def regressions(self) -> pd.DataFrame:
         return self.table[self.table["verdict"] == "REGRESSION"]
+
+    def unpaired(self) -> pd.DataFrame:
+        """Configs a paired run meant to time beside the base code whose base side did not run."""
+        return self.table[self.table["verdict"] == UNPAIRED]
 
 
 def config_label(row) -> str:
@@ -314,6 +322,17 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
         if not (ok(base, label) and ok(cand, label)):
             continue
         tb, tc = base.times[label], cand.times[label]
+        # This config's time is judged by its pairs where the base code's side of them ran.
+        paired = None
+        if base_code is not None:
+            if label in base_code.configs.index and ok(base_code, label):
+                paired = paired_change(cand, base_code, label, rng)
+            if paired is None:
+                why = (f"{base_code.configs.loc[label, 'status']}: {base_code.configs.loc[label].get('error', '')}"
+                       if label in base_code.configs.index else "no row")
+                add(label, "time / base code", "", _ms(np.median(tc)), "not paired", UNPAIRED,
+                    detail=f"the base code's side did not run ({why}); time judged as without pairs")
+        has_pairs = paired is not None
 
         # 1. the ratio to sequential in the same run
         if b_row["impl"] != BASELINE_IMPL:
@@ -324,31 +343,30 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
                 # ratio did not, and ratios move with the CPU model too: vmap/sequential 0.77 on an
                 # AMD EPYC, 0.60 on an Intel Xeon, same code); this row is then shown for the record.
                 # Without pairs, a ratio is judged on the baseline's own machine only (fingerprint).
-                judged = base_code is None and b_row["fingerprint"] == c_row["fingerprint"]
+                judged = not has_pairs and b_row["fingerprint"] == c_row["fingerprint"]
                 add(label, "time / sequential", f"{ratio_b:.3f}", f"{ratio_c:.3f}", _change_text(ch),
                     verdict(ch, threshold, alpha) if judged else "info", ch.point, ch.low, ch.high,
                     threshold if judged else None,
-                    f"bootstrap over {how}" + ("" if judged else "; the pairs judge time" if base_code is not None
+                    f"bootstrap over {how}" + ("" if judged else "; the pairs judge time" if has_pairs
                                                else "; different machines"))
 
         # 1b. this code against the base commit's code, paired within each round of this run
-        if base_code is not None and label in base_code.configs.index and ok(base_code, label):
-            ch = paired_change(cand, base_code, label, rng)
-            if ch is not None:
-                commit = str(base_code.configs.loc[label].get("git_commit", ""))[:10]
-                # Two-sided: the 95% interval printed beside it must exclude "no change". With
-                # alpha one-sided, a CI rehearsal on a VM whose steps ran 85% slower than usual
-                # (host contention) flagged unchanged code at +6.5% [-1.2%, +26%]; every 10%
-                # slowdown of the trials had its interval's low end at +2.4% or more.
-                add(label, "time / base code", _ms(np.median(base_code.times[label])), _ms(np.median(tc)),
-                    _change_text(ch), verdict(ch, paired_threshold, alpha / 2), ch.point, ch.low, ch.high,
-                    paired_threshold, f"paired with {commit or 'the base commit'} in "
-                                      f"{len(set(cand.rounds[label].tolist()))} rounds")
+        if has_pairs:
+            ch = paired
+            commit = str(base_code.configs.loc[label].get("git_commit", ""))[:10]
+            # Two-sided: the 95% interval printed beside it must exclude "no change". With
+            # alpha one-sided, a CI rehearsal on a VM whose steps ran 85% slower than usual
+            # (host contention) flagged unchanged code at +6.5% [-1.2%, +26%]; every 10%
+            # slowdown of the trials had its interval's low end at +2.4% or more.
+            add(label, "time / base code", _ms(np.median(base_code.times[label])), _ms(np.median(tc)),
+                _change_text(ch), verdict(ch, paired_threshold, alpha / 2), ch.point, ch.low, ch.high,
+                paired_threshold, f"paired with {commit or 'the base commit'} in "
+                                  f"{len(set(cand.rounds[label].tolist()))} rounds")
 
         # 2. absolute step time, judged only on the same machine fingerprint
         ch = change_of_medians(tb, tc, rng)
         same_machine = b_row["fingerprint"] == c_row["fingerprint"]
-        judged = same_machine and base_code is None
+        judged = same_machine and not has_pairs
         if judged:
             mw_slower = stats.mannwhitneyu(tc, tb, alternative="greater").pvalue
             mw_faster = stats.mannwhitneyu(tc, tb, alternative="less").pvalue
@@ -357,7 +375,7 @@ def compare_sides(base: Side, cand: Side, *, threshold: float = 0.10, alpha: flo
             v = "info"
         add(label, "step time", _ms(np.median(tb)), _ms(np.median(tc)), _change_text(ch), v, ch.point, ch.low,
             ch.high, abs_threshold if judged else None,
-            "the pairs judge time" if base_code is not None else "" if same_machine else "different machines")
+            "the pairs judge time" if has_pairs else "" if same_machine else "different machines")
 
         # 3. memory
         for col, tolerance in (("graph_bytes", GRAPH_BYTES_TOLERANCE), ("peak_allocated_bytes", CUDA_PEAK_TOLERANCE)):
@@ -448,13 +466,15 @@ def _md(text) -> str:
 def render_markdown(comparison: Comparison) -> str:
     table = comparison.table
     regressions = comparison.regressions()
+    unpaired = comparison.unpaired()
     head = (f"**{len(set(regressions['config']))} config(s) regressed**" if len(regressions)
-            else "**No performance regression**")
+            else f"**Incomplete: the base code did not run {len(set(unpaired['config']))} config(s)**"
+            if len(unpaired) else "**No performance regression**")
     lines = [head, "", "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for _, row in table.iterrows():
         cells = [_md(row[c]) for c in TABLE_COLUMNS]
-        if row["verdict"] == "REGRESSION":
-            cells[-1] = "**REGRESSION**"
+        if row["verdict"] in ("REGRESSION", UNPAIRED):
+            cells[-1] = f"**{row['verdict']}**"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -469,5 +489,6 @@ def comparison_json(comparison: Comparison, *, baseline: str, candidate: str, se
     rows = [{k: clean(v) for k, v in row.items()} for row in comparison.table.to_dict(orient="records")]
     doc = {"format": "bnn-bench-check/1", "baseline": str(baseline), "candidate": str(candidate),
            "regressed": comparison.regressed, "settings": settings,
-           "regressions": sorted(set(comparison.regressions()["config"])), "rows": rows}
+           "regressions": sorted(set(comparison.regressions()["config"])),
+           "unpaired": sorted(set(comparison.unpaired()["config"])), "rows": rows}
     return json.dumps(doc, indent=2)

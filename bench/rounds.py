@@ -265,7 +265,20 @@ def base_environment(base_root: Path, env: Optional[dict] = None, plugins: Optio
     env.pop("BNN_BENCH_PLUGINS", None)
     if plugins:
         env["BNN_BENCH_PLUGINS"] = plugins
+    # That worker runs in the other tree's directory: a relative data path would point elsewhere.
+    if env.get("BNN_BENCH_DATA"):
+        env["BNN_BENCH_DATA"] = os.path.abspath(env["BNN_BENCH_DATA"])
     return env
+
+
+def absolute_data_dir(config: BenchConfig) -> BenchConfig:
+    """`config` with its data directory made absolute against this process's directory, so a worker
+    started in another directory (the base side of a paired run) reads the same files. Measured: a
+    CI run passing `--data-dir ../shared/data/mnist` left every MNIST config of the base side on
+    `DataError`, and those configs unpaired."""
+    if config.data_dir and not os.path.isabs(config.data_dir):
+        return config.replace(data_dir=os.path.abspath(config.data_dir))
+    return config
 
 
 def paired_orders(n_configs: int, rounds: int, seed: int) -> list[list[tuple[int, bool]]]:
@@ -286,6 +299,25 @@ PAIRED_GENERATIONS = 3
 #: (ABAB...): candidate/base then cancels drift on the scale of a fraction of a second rather
 #: than of a whole repeat.
 PAIRED_SPLIT = 5
+
+
+#: glibc malloc settings of both sides' workers in a paired run: big blocks come from the heap
+#: (up to glibc's 32 MiB ceiling) and the heap is never trimmed back to the kernel. With glibc's
+#: defaults a `regression` S=10 step page-faulted 1,000 to 2,400 times, by how far the allocator's
+#: self-tuning thresholds had moved in that process (its history), and with these 0 to 1 times
+#: (measured 2026-11-30, Xeon VM). Page faults are the part of a step a busy host slows most: the two
+#: CI runs that flagged unchanged code had the regressed side's regression configs up to 39% slower
+#: for a whole worker generation.
+PAIRED_GLIBC_TUNABLES = (("glibc.malloc.mmap_threshold", "33554432"),
+                         ("glibc.malloc.trim_threshold", "4294967296"))
+
+
+def stable_malloc_environment(env: dict) -> dict:
+    """`env` with `PAIRED_GLIBC_TUNABLES` added to GLIBC_TUNABLES (a tunable already set there wins)."""
+    current = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
+    named = {t.split("=", 1)[0] for t in current}
+    tunables = current + [f"{k}={v}" for k, v in PAIRED_GLIBC_TUNABLES if k not in named]
+    return dict(env, GLIBC_TUNABLES=":".join(tunables))
 
 
 def split_repeats(config: BenchConfig, split: int) -> BenchConfig:
@@ -326,10 +358,11 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
     generation of rounds and replaced between generations (`PAIRED_GENERATIONS`). `write` gets this
     code's rows (counters from its first generation), `write_base` the base code's (same run ids,
     rounds recorded on both)."""
-    envs = {False: child_environment(env), True: base_environment(Path(base_root), env, base_plugins)}
+    envs = {False: stable_malloc_environment(child_environment(env)),
+            True: stable_malloc_environment(base_environment(Path(base_root), env, base_plugins))}
     roots = {False: PROJECT_ROOT, True: Path(base_root)}
     later_target = {side: _timing_only_target(roots[side], target) for side in (False, True)}
-    timed = [split_repeats(c, split) for c in configs]
+    timed = [split_repeats(absolute_data_dir(c), split) for c in configs]
     plan = [repeats_per_round(c.repeats, rounds) for c in timed]
     orders = paired_orders(len(configs), rounds, seed)
     parts = {side: {i: [] for i in range(len(configs))} for side in (False, True)}  # base? -> i -> results
@@ -348,10 +381,16 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
         for g, block in enumerate(generation_blocks(rounds, generations)):
             for i, config in enumerate(timed):
                 n = sum(plan[i][r] for r in block)
-                for side in (False, True):
+                # Which side's worker starts first alternates over configs and generations.
+                for side in ((True, False) if (i + g) % 2 else (False, True)):
                     if i in failed[side] or n == 0:
                         continue
-                    worker_target = target if (g == 0 and not side) else later_target[side]
+                    # Both sides of the first generation run the counting steps before timing (only
+                    # the candidate's counts are kept): a worker that ran them times differently
+                    # for the rest of its life, by up to +30% in two CI runs on a contended VM
+                    # (README, "The CI gate"); the same history on both sides keeps it out of
+                    # candidate/base.
+                    worker_target = target if g == 0 else later_target[side]
                     live[(side, i)] = WarmWorker(config.replace(repeats=n), worker_target, timeout, envs[side],
                                                  cwd=None if not side else roots[True])
             for key in list(live):

@@ -79,6 +79,9 @@ def run_sweep(
             if paired is None:
                 run_rounds(todo, rounds, round_seed, workers=round_workers, target=target, write=write)
             else:
+                from bench.rounds import stable_malloc_environment
+                # Both sides' workers run with these (bench/rounds.py): recorded with the candidate too.
+                meta = dict(meta, glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"])
                 _run_paired(todo, out_dir, paired, rounds, round_seed, target, write, base_plugins, profile, argv)
             todo = []
         for config in todo:
@@ -96,7 +99,7 @@ def run_sweep(
 
 
 def _run_paired(configs, out_dir: Path, paired, rounds, seed, target, write, base_plugins, profile, argv) -> None:
-    from bench.rounds import repeats_per_round, run_rounds_paired
+    from bench.rounds import repeats_per_round, run_rounds_paired, stable_malloc_environment
 
     for config in configs:
         repeats_per_round(config.repeats, rounds)
@@ -105,7 +108,8 @@ def _run_paired(configs, out_dir: Path, paired, rounds, seed, target, write, bas
     meta = base_writer.start_meta(configs=configs, profile=profile, argv=argv if argv is not None else sys.argv,
                                   machine=machine, executor="local")
     meta = base_writer.record_rounds(meta, rounds=rounds, seed=seed, workers="warm")
-    meta = dict(meta, code_root=str(paired.root), plugins=base_plugins or "")
+    meta = dict(meta, code_root=str(paired.root), plugins=base_plugins or "",
+                glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"])
 
     def write_base(result):
         base_writer.append(dataclasses.replace(result, row=dict(result.row, git_commit=paired.commit)))

@@ -122,6 +122,8 @@ def test_a_paired_sweep_writes_both_sides_in_the_same_rounds_and_check_names_the
     assert len(cand_reps) == len(base_reps) == timed == 24  # 4 repeats of 2 steps each cut in two, x3
     assert sorted((r["run_id"], r["round"]) for r in base_reps) == sorted((r["run_id"], r["round"]) for r in cand_reps)
     assert read_meta(out / "base")["machine"]["git_commit"] == base_without_slowdown.commit
+    assert "glibc.malloc.mmap_threshold" in read_meta(out / "base")["glibc_tunables"]
+    assert read_meta(out)["glibc_tunables"] == read_meta(out / "base")["glibc_tunables"]
     comparison = compare_paths(out, out, paired_threshold=0.05)
     paired = _paired_rows(comparison)
     assert len(paired) == 3
@@ -224,3 +226,102 @@ def test_a_temporary_tree_is_removed_after_its_block():
     with temporary_tree("HEAD") as tree:
         assert (tree.root / "bench" / "rounds.py").is_file()
     assert not tree.root.exists() and not tree.root.parent.exists()
+
+
+def test_a_config_whose_base_side_failed_is_reported_unpaired_and_judged_as_without_pairs():
+    cand, base_code = _paired_side(0, 1.0)
+    stored, _ = _paired_side(100, 1.0)
+    label = "regression vmap S=10 cpu"
+    configs = base_code.configs.copy()
+    configs.loc[label, "status"] = "error"
+    configs.loc[label, "error"] = "DataError: MNIST not found in ../shared/data/mnist/MNIST/raw"
+    times = {k: v for k, v in base_code.times.items() if k != label}
+    broken = Side(configs, times, "paired", {k: v for k, v in base_code.rounds.items() if k != label})
+    comparison = compare_sides(stored, cand, threshold=0.3, abs_threshold=0.5, base_code=broken,
+                               paired_threshold=0.05)
+    unpaired = comparison.unpaired()
+    assert list(unpaired["config"]) == [label] and "DataError" in unpaired["detail"].iloc[0]
+    rows = comparison.table[comparison.table["config"] == label]
+    # Same machine fingerprint on both sides: the stored ratio is judged again, not shown as info.
+    assert rows.loc[rows["metric"] == "time / sequential", "verdict"].iloc[0] != "info"
+    other = comparison.table[comparison.table["config"] == "regression sequential S=10 cpu"]
+    assert other.loc[other["metric"] == "step time", "verdict"].iloc[0] == "info"  # still paired
+
+
+def test_relative_data_paths_become_absolute_for_workers_started_elsewhere(tmp_path, monkeypatch):
+    from bench.rounds import absolute_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    config = BenchConfig(impl="vmap", task="mnist", samples=2, data_dir="../shared/data/mnist")
+    assert absolute_data_dir(config).data_dir == str(tmp_path.parent / "shared" / "data" / "mnist")
+    assert absolute_data_dir(config).run_id == config.run_id  # where the data is does not change the run
+    assert absolute_data_dir(config.replace(data_dir="/data/mnist")).data_dir == "/data/mnist"
+    env = base_environment(tmp_path / "code", {"BNN_BENCH_DATA": "data/mnist"})
+    assert env["BNN_BENCH_DATA"] == str(tmp_path / "data" / "mnist")
+
+
+def test_check_stops_with_exit_2_when_the_base_code_failed_on_a_config(tmp_path, capsys):
+    """The CI run of 2026-11-30 whose base side could not find MNIST passed with those configs
+    unpaired; now the gate says so and fails."""
+    if not _has_git_head():
+        pytest.skip("not a git checkout: the base commit cannot be exported")
+    from bench.cli import main
+
+    tree = export_commit("HEAD", tmp_path / "base-code")
+    fakes = tree.root / "tests" / "fakes.py"
+    fakes.write_text(fakes.read_text() + "\nos.environ['BNN_BENCH_FAKE_DIE'] = 'vmap'\n")
+    out = run_sweep(_fake_grid(), tmp_path / "out", rounds=4, round_seed=1, target="tests.fakes:paced_ok",
+                    progress=False, paired=tree)
+    assert main(["check", str(out), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "did not run 1 config(s)" in err and "regression vmap sample S=2 cpu" in err and "--no-paired" in err
+
+
+def test_paired_workers_get_stable_malloc_settings_without_overriding_the_users():
+    from bench.rounds import PAIRED_GLIBC_TUNABLES, stable_malloc_environment
+
+    env = stable_malloc_environment({"PATH": "/bin"})
+    assert env["GLIBC_TUNABLES"] == ":".join(f"{k}={v}" for k, v in PAIRED_GLIBC_TUNABLES)
+    mine = stable_malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0:glibc.cpu.x86_shstk=off"})
+    parts = mine["GLIBC_TUNABLES"].split(":")
+    assert "glibc.malloc.trim_threshold=0" in parts and "glibc.cpu.x86_shstk=off" in parts
+    assert "glibc.malloc.mmap_threshold=33554432" in parts and len(parts) == 3
+
+
+def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alternates(monkeypatch, tmp_path):
+    """A worker's history changes how fast it times (README, "The CI gate"): both sides of a pair
+    must have the same one, and neither side always starts its workers first."""
+    import bench.rounds as rounds
+    from bench.worker import DEFAULT_TARGET
+    from tests.fakes import ok
+
+    started = []
+
+    class FakeWorker:
+        def __init__(self, config, target, timeout, env, cwd=None):
+            self.config, self.side = config, cwd is not None
+            started.append((config.impl, self.side, target, env["GLIBC_TUNABLES"]))
+
+        def wait_ready(self):
+            pass
+
+        def time_repeat(self):
+            return 0.1, 1
+
+        def finish(self, reason=""):
+            return ok(self.config)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(rounds, "WarmWorker", FakeWorker)
+    rows = []
+    rounds.run_rounds_paired(_fake_grid(), 6, 0, base_root=ROOT, target=DEFAULT_TARGET, timeout=None,
+                             write=rows.append, write_base=rows.append, generations=3)
+    assert len(started) == 3 * 3 * 2 and len(rows) == 6
+    per_generation = [started[k:k + 6] for k in range(0, 18, 6)]
+    assert {t for _, _, t, _ in per_generation[0]} == {DEFAULT_TARGET}  # both sides count in generation 0
+    assert {t for g in per_generation[1:] for _, _, t, _ in g} == {rounds.TIMING_ONLY_TARGET}
+    firsts = [g[k][1] for g in per_generation for k in range(0, 6, 2)]  # base side first?
+    assert 0 < sum(firsts) < len(firsts)
+    assert all("glibc.malloc.mmap_threshold" in tunables for *_, tunables in started)

@@ -2,7 +2,7 @@
 
 CANDIDATE is a results directory or pytest-benchmark JSON file; without it, the baseline's grid
 (stored in its meta.json) is run again here and compared. Exit 0: nothing regressed; 1: something
-did; 2: bad input. The statistics live in analysis/compare.py (no torch there).
+did; 2: bad input, or a paired run whose base side failed on some config. The statistics live in analysis/compare.py (no torch there).
 """
 
 from __future__ import annotations
@@ -147,5 +147,13 @@ def run(args) -> int:
         names = sorted(set(regressions["config"]))
         print(f"\nREGRESSION in {len(names)} config(s): {'; '.join(names)}", file=sys.stderr)
         return 1
+    unpaired = comparison.unpaired()
+    if len(unpaired):
+        # A gate that silently times fewer configs than it was asked to is worse than one that stops.
+        first = unpaired.iloc[0]
+        print(f"\ncheck: the base code did not run {len(unpaired)} config(s), so their time was not compared "
+              f"pair by pair ({first['config']}: {first['detail']}): fix the cause in {candidate}/base/runs.csv, "
+              "or pass --no-paired to judge against the stored rows only", file=sys.stderr)
+        return 2
     print(f"\nno regression (threshold {args.threshold:.0%}, alpha {args.alpha}) against {baseline}")
     return 0
