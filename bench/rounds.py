@@ -125,7 +125,7 @@ class WarmWorker:
     """One config's persistent process (see module docstring)."""
 
     def __init__(self, config: BenchConfig, target: str, timeout: Optional[float], env: dict,
-                 cwd: Optional[Path] = None):
+                 cwd: Optional[Path] = None, cpus: Optional[Sequence[int]] = None):
         self.config = config
         self.timeout = _effective_timeout(config, timeout)
         self._work = Path(tempfile.mkdtemp(prefix="bnn-bench-round-"))
@@ -140,6 +140,12 @@ class WarmWorker:
                 start_new_session=True, text=True, cwd=cwd,
             )
         os.close(write_fd)
+        if cpus:
+            # Set while the child is still importing, before torch starts its threads (they inherit it).
+            try:
+                os.sched_setaffinity(self.process.pid, cpus)
+            except (OSError, AttributeError):
+                pass
         self._answers = read_fd
         self._buffer = b""
 
@@ -320,6 +326,21 @@ def stable_malloc_environment(env: dict) -> dict:
     return dict(env, GLIBC_TUNABLES=":".join(tunables))
 
 
+def pair_cpus(config: BenchConfig, slot: int, available: Optional[Sequence[int]] = None) -> Optional[list[int]]:
+    """The CPUs both sides of one config's pair are pinned to: `config.threads` of the usable ones,
+    rotated by `slot` (config and generation) so configs spread over the machine; None (no pinning)
+    where the config wants them all. Unpinned, the scheduler kept each side's workers on their own
+    vCPU: sampled under load on the 2-vCPU CI VM, the base code's workers ran 63% of the time on
+    CPU 0 and this checkout's 64% on CPU 1, so a host that slows one vCPU slowed one side."""
+    if available is None:
+        available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    available = list(available)
+    threads = max(1, int(config.threads))
+    if not available or threads >= len(available):
+        return None
+    return [available[(slot * threads + k) % len(available)] for k in range(threads)]
+
+
 def split_repeats(config: BenchConfig, split: int) -> BenchConfig:
     """`config` with each repeat cut into `split` shorter ones (the same steps in all)."""
     split = max(1, min(split, config.steps))
@@ -392,7 +413,7 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
                     # candidate/base.
                     worker_target = target if g == 0 else later_target[side]
                     live[(side, i)] = WarmWorker(config.replace(repeats=n), worker_target, timeout, envs[side],
-                                                 cwd=None if not side else roots[True])
+                                                 cwd=None if not side else roots[True], cpus=pair_cpus(config, i + g))
             for key in list(live):
                 try:
                     live[key].wait_ready()

@@ -81,7 +81,8 @@ def run_sweep(
             else:
                 from bench.rounds import stable_malloc_environment
                 # Both sides' workers run with these (bench/rounds.py): recorded with the candidate too.
-                meta = dict(meta, glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"])
+                meta = dict(meta, glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"],
+                            pair_pinning="both sides of a pair on the same CPUs (bench/rounds.py pair_cpus)")
                 _run_paired(todo, out_dir, paired, rounds, round_seed, target, write, base_plugins, profile, argv)
             todo = []
         for config in todo:

@@ -295,12 +295,14 @@ def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alt
     from bench.worker import DEFAULT_TARGET
     from tests.fakes import ok
 
-    started = []
+    started, pinned = [], []
+    monkeypatch.setattr(rounds.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
 
     class FakeWorker:
-        def __init__(self, config, target, timeout, env, cwd=None):
+        def __init__(self, config, target, timeout, env, cwd=None, cpus=None):
             self.config, self.side = config, cwd is not None
             started.append((config.impl, self.side, target, env["GLIBC_TUNABLES"]))
+            pinned.append((config.impl, tuple(cpus or ())))
 
         def wait_ready(self):
             pass
@@ -325,3 +327,16 @@ def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alt
     firsts = [g[k][1] for g in per_generation for k in range(0, 6, 2)]  # base side first?
     assert 0 < sum(firsts) < len(firsts)
     assert all("glibc.malloc.mmap_threshold" in tunables for *_, tunables in started)
+    # Both sides of a pair on the same CPU (threads=1 of 2), configs and generations rotating over both.
+    assert all(pinned[k] == pinned[k + 1] for k in range(0, len(pinned), 2))
+    assert {cpus for _, cpus in pinned} == {(0,), (1,)}
+
+
+def test_pair_cpus_rotate_over_the_usable_cpus_and_leave_whole_machine_configs_unpinned():
+    from bench.rounds import pair_cpus
+
+    one = BenchConfig(impl="vmap", task="regression", samples=2, threads=1)
+    assert [pair_cpus(one, slot, [2, 5, 7]) for slot in range(4)] == [[2], [5], [7], [2]]
+    two = one.replace(threads=2)
+    assert pair_cpus(two, 1, [0, 1, 2, 3]) == [2, 3] and pair_cpus(two, 1, [0, 1]) is None
+    assert pair_cpus(one, 0, []) is None
