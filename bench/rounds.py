@@ -296,8 +296,8 @@ def paired_orders(n_configs: int, rounds: int, seed: int) -> list[list[tuple[int
 
 
 #: Worker generations of a paired run: the rounds are split into this many blocks, each timed by
-#: fresh worker processes (so every worker is replaced this many times less one). Two processes of the same code on the same config differ by a few percent for the life of
-#: the process (memory layout; Mytkowicz et al. 2009 saw the same from environment size alone), so
+#: fresh worker processes (so every worker is replaced this many times less one). Two processes of
+#: the same code on the same config differ by a few percent for the life of the process (memory layout; Mytkowicz et al. 2009 saw the same from environment size alone), so
 #: one process per side would put that bias straight into candidate/base. Averaging G processes per
 #: side shrinks it by sqrt(G); measured on the 2-core CI VM: see README, "The CI gate".
 PAIRED_GENERATIONS = 3
@@ -324,6 +324,12 @@ def stable_malloc_environment(env: dict) -> dict:
     named = {t.split("=", 1)[0] for t in current}
     tunables = current + [f"{k}={v}" for k, v in PAIRED_GLIBC_TUNABLES if k not in named]
     return dict(env, GLIBC_TUNABLES=":".join(tunables))
+
+
+def paired_worker_settings() -> dict:
+    """What every paired worker runs with beyond its config, for both sides' `meta.json`."""
+    return {"glibc_tunables": stable_malloc_environment({})["GLIBC_TUNABLES"],
+            "pair_pinning": "both sides of a pair on the same CPUs (bench/rounds.py pair_cpus)"}
 
 
 def pair_cpus(config: BenchConfig, slot: int, available: Optional[Sequence[int]] = None) -> Optional[list[int]]:

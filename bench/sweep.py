@@ -79,10 +79,8 @@ def run_sweep(
             if paired is None:
                 run_rounds(todo, rounds, round_seed, workers=round_workers, target=target, write=write)
             else:
-                from bench.rounds import stable_malloc_environment
-                # Both sides' workers run with these (bench/rounds.py): recorded with the candidate too.
-                meta = dict(meta, glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"],
-                            pair_pinning="both sides of a pair on the same CPUs (bench/rounds.py pair_cpus)")
+                from bench.rounds import paired_worker_settings
+                meta = dict(meta, **paired_worker_settings())
                 _run_paired(todo, out_dir, paired, rounds, round_seed, target, write, base_plugins, profile, argv)
             todo = []
         for config in todo:
@@ -100,7 +98,7 @@ def run_sweep(
 
 
 def _run_paired(configs, out_dir: Path, paired, rounds, seed, target, write, base_plugins, profile, argv) -> None:
-    from bench.rounds import repeats_per_round, run_rounds_paired, stable_malloc_environment
+    from bench.rounds import paired_worker_settings, repeats_per_round, run_rounds_paired
 
     for config in configs:
         repeats_per_round(config.repeats, rounds)
@@ -109,8 +107,7 @@ def _run_paired(configs, out_dir: Path, paired, rounds, seed, target, write, bas
     meta = base_writer.start_meta(configs=configs, profile=profile, argv=argv if argv is not None else sys.argv,
                                   machine=machine, executor="local")
     meta = base_writer.record_rounds(meta, rounds=rounds, seed=seed, workers="warm")
-    meta = dict(meta, code_root=str(paired.root), plugins=base_plugins or "",
-                glibc_tunables=stable_malloc_environment({})["GLIBC_TUNABLES"])
+    meta = dict(meta, code_root=str(paired.root), plugins=base_plugins or "", **paired_worker_settings())
 
     def write_base(result):
         base_writer.append(dataclasses.replace(result, row=dict(result.row, git_commit=paired.commit)))

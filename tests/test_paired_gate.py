@@ -123,7 +123,8 @@ def test_a_paired_sweep_writes_both_sides_in_the_same_rounds_and_check_names_the
     assert sorted((r["run_id"], r["round"]) for r in base_reps) == sorted((r["run_id"], r["round"]) for r in cand_reps)
     assert read_meta(out / "base")["machine"]["git_commit"] == base_without_slowdown.commit
     assert "glibc.malloc.mmap_threshold" in read_meta(out / "base")["glibc_tunables"]
-    assert read_meta(out)["glibc_tunables"] == read_meta(out / "base")["glibc_tunables"]
+    for key in ("glibc_tunables", "pair_pinning"):
+        assert read_meta(out)[key] == read_meta(out / "base")[key]
     comparison = compare_paths(out, out, paired_threshold=0.05)
     paired = _paired_rows(comparison)
     assert len(paired) == 3

@@ -2,7 +2,8 @@
 
 CANDIDATE is a results directory or pytest-benchmark JSON file; without it, the baseline's grid
 (stored in its meta.json) is run again here and compared. Exit 0: nothing regressed; 1: something
-did; 2: bad input, or a paired run whose base side failed on some config. The statistics live in analysis/compare.py (no torch there).
+did; 2: bad input, or a paired run whose base side failed on some config. The statistics live in
+analysis/compare.py (no torch there).
 """
 
 from __future__ import annotations
