@@ -297,9 +297,10 @@ def paired_orders(n_configs: int, rounds: int, seed: int) -> list[list[tuple[int
 
 #: Worker generations of a paired run: the rounds are split into this many blocks, each timed by
 #: fresh worker processes (so every worker is replaced this many times less one). Two processes of
-#: the same code on the same config differ by a few percent for the life of the process (memory layout; Mytkowicz et al. 2009 saw the same from environment size alone), so
-#: one process per side would put that bias straight into candidate/base. Averaging G processes per
-#: side shrinks it by sqrt(G); measured on the 2-core CI VM: see README, "The CI gate".
+#: the same code on the same config differ by a few percent for the life of the process (memory
+#: layout; Mytkowicz et al. 2009 saw the same from environment size alone), so one process per side
+#: would put that bias straight into candidate/base. Averaging G processes per side shrinks it by
+#: sqrt(G); measured on the 2-core CI VM: see README, "The CI gate".
 PAIRED_GENERATIONS = 3
 #: Each of a config's timed repeats becomes this many shorter ones, the two sides alternating
 #: (ABAB...): candidate/base then cancels drift on the scale of a fraction of a second rather
@@ -408,6 +409,7 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
         for g, block in enumerate(generation_blocks(rounds, generations)):
             for i, config in enumerate(timed):
                 n = sum(plan[i][r] for r in block)
+                cpus = pair_cpus(config, i + g)  # one choice for the pair: both sides run on these
                 # Which side's worker starts first alternates over configs and generations.
                 for side in ((True, False) if (i + g) % 2 else (False, True)):
                     if i in failed[side] or n == 0:
@@ -419,7 +421,7 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
                     # candidate/base.
                     worker_target = target if g == 0 else later_target[side]
                     live[(side, i)] = WarmWorker(config.replace(repeats=n), worker_target, timeout, envs[side],
-                                                 cwd=None if not side else roots[True], cpus=pair_cpus(config, i + g))
+                                                 cwd=None if not side else roots[True], cpus=cpus)
             for key in list(live):
                 try:
                     live[key].wait_ready()
