@@ -126,7 +126,7 @@ def _build_model(task: B.TaskSpec, *, device: torch.device, dtype: torch.dtype, 
     the same on every device."""
     from bnn_impls.init_schemes import InitScheme
 
-    from bnn_impls.models import build_model
+    from bnn_impls.model_factory import build_model
 
     return build_model(task, factory, device=device, dtype=dtype, generator=torch.Generator().manual_seed(seed),
                        init=InitScheme(init, float(init_sigma)))

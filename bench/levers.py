@@ -26,7 +26,7 @@ import torch
 
 from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import LossTerms
-from bnn_impls.train import make_optimizer, make_train_step
+from bnn_impls.train_step import make_optimizer, make_train_step
 
 STEP_MODES = ("eager", "compile", "cudagraphs")
 PRECISIONS = ("fp32", "tf32", "bf16")

@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from bnn_impls.gamma import sample_chi2
-from bnn_impls.model import BayesianMLP
+from bnn_impls.bayesify import BayesianModel
 from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
 from bnn_impls.priors import _LOG_SQRT_2PI, GaussianPrior
 
@@ -38,7 +38,7 @@ def _require_gaussian(prior, estimator: str) -> float:
     return prior.sigma
 
 
-def sample_kl(model: BayesianMLP, eps: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
+def sample_kl(model: BayesianModel, eps: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
     """log q(w) - log p(w) for w = mu + sigma * eps, summed over parameters and averaged over any
     leading sample axis.
 
@@ -56,7 +56,7 @@ def sample_kl(model: BayesianMLP, eps: Sequence[torch.Tensor], weights: Sequence
     return (-log_sigma_sum - n_weights * _LOG_SQRT_2PI - per_sample).mean()
 
 
-def closed_kl(model: BayesianMLP, prior, sigmas: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+def closed_kl(model: BayesianModel, prior, sigmas: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """Sum over weights of log(sigma_p / sigma) + (sigma^2 + mu^2) / (2 sigma_p^2) - 1/2.
 
     Written as sums (of log sigma, and two squared norms) rather than elementwise and then summed:
@@ -72,7 +72,7 @@ def closed_kl(model: BayesianMLP, prior, sigmas: Optional[Sequence[torch.Tensor]
     return total
 
 
-def mc_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+def mc_kl(model: BayesianModel, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
     """Direct Monte Carlo: every draw stays in the autograd graph (memory grows with n_mc)."""
     total = 0.0
     for _ in range(n_mc):
@@ -81,7 +81,7 @@ def mc_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> t
     return total / n_mc
 
 
-def _kl_from_moments(model: BayesianMLP, sigma_p: float, moments) -> torch.Tensor:
+def _kl_from_moments(model: BayesianModel, sigma_p: float, moments) -> torch.Tensor:
     """Mean over draws of log q(w) - log p(w), given per-weight mean(eps) and mean(eps^2).
 
     log q(w) = -log sigma - eps^2/2 - c;  log p(w) = -log sigma_p - (mu + sigma eps)^2 / (2 sigma_p^2) - c.
@@ -98,7 +98,7 @@ def _kl_from_moments(model: BayesianMLP, sigma_p: float, moments) -> torch.Tenso
     return total
 
 
-def repar_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def repar_moments(model: BayesianModel, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """mean(eps), mean(eps^2) per weight over n_mc draws, accumulated without a graph.
 
     The draws are consumed in the same order as `mc_kl`'s, so the same generator state gives the
@@ -113,7 +113,7 @@ def repar_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> 
         return [(s1 / n_mc, s2 / n_mc) for s1, s2 in sums]
 
 
-def exact_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def exact_moments(model: BayesianModel, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(mean(eps), mean(eps^2)) drawn from their exact joint law for n_mc i.i.d. standard normals.
 
     The chi-square terms of every parameter come from one draw (bnn_impls.gamma, public ops and the
@@ -130,11 +130,11 @@ def exact_moments(model: BayesianMLP, n_mc: int, generator: torch.Generator) -> 
         return [(m1, m1 * m1 + part.view(m1.shape) / n_mc) for m1, part in zip(m1s, parts)]
 
 
-def repar_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+def repar_kl(model: BayesianModel, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
     return _kl_from_moments(model, _require_gaussian(prior, "repar"), repar_moments(model, n_mc, generator))
 
 
-def repar_exact_kl(model: BayesianMLP, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
+def repar_exact_kl(model: BayesianModel, prior, n_mc: int, generator: torch.Generator) -> torch.Tensor:
     return _kl_from_moments(model, _require_gaussian(prior, "repar_exact"), exact_moments(model, n_mc, generator))
 
 
@@ -147,7 +147,7 @@ STANDALONE_ESTIMATORS: dict[str, Callable] = {
 }
 
 
-def standalone_kl(name: str, model: BayesianMLP, prior, n_mc: int, generator: Optional[torch.Generator],
+def standalone_kl(name: str, model: BayesianModel, prior, n_mc: int, generator: Optional[torch.Generator],
                   sigmas: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """`sigmas`: softplus(rho) already computed this step; only the closed form can reuse it."""
     if name in GAUSSIAN_PRIOR_ONLY:

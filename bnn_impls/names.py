@@ -1,9 +1,9 @@
-"""The names of contract.md and the rules for combining them.
+"""The names of the results format (docs/results-format.md) and the rules for combining them.
 
-Light on purpose (no torch import) so a command line can validate a whole grid before any
-process starts; the registry in `bnn_impls.registry` maps the same names to code and is the one
-source of what each implementation defaults to and supports (`default_kl`, `draws_weights`, its KL
-estimators and tasks): the rules here take those capabilities as arguments.
+Pure and light on purpose (standard library only, imports nothing of the package) so a command line
+can validate a whole grid before any process starts. What each implementation defaults to and
+supports is declared by the implementation itself (`bnn_impls.capabilities`); the rules here take
+those capabilities as arguments.
 """
 
 from __future__ import annotations
@@ -28,38 +28,8 @@ def _check_name(kind: str, name: str, valid) -> None:
         raise BnnConfigError(f"unknown {kind} {name!r}: choose one of {', '.join(valid)}")
 
 
-def check_implementation(name: str, extra=()) -> None:
-    _check_name("implementation", name, tuple(IMPLEMENTATIONS) + tuple(n for n in extra if n not in IMPLEMENTATIONS))
-
-
 def check_task(name: str) -> None:
     _check_name("task", name, TASKS)
-
-
-def default_kl(impl: str) -> str:
-    """The implementation's own declared default (its `default_kl`), read from the registry.
-
-    There is no fallback: an unknown name is a BnnConfigError. Imports the registry (and torch) on call.
-    """
-    from bnn_impls.registry import default_kl as registered_default
-
-    return registered_default(impl)
-
-
-def check_combination(impl: str, kl: str, prior: str) -> None:
-    """Raise BnnConfigError naming the valid choices if (impl, kl, prior) does not go together.
-
-    The implementation's capabilities come from the registry (imported on call)."""
-    from bnn_impls.registry import check_combination as registered_check
-
-    registered_check(impl, kl, prior)
-
-
-def valid_kl_for(impl: str, prior: str) -> tuple[str, ...]:
-    """The KL estimators this implementation supports with this prior (capabilities from the registry)."""
-    from bnn_impls.registry import valid_kl_for as registered_valid
-
-    return registered_valid(impl, prior)
 
 
 def kls_allowed(prior: str, *, draws_weights: bool, supported=KL_ESTIMATORS) -> tuple[str, ...]:

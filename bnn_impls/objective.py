@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 import torch
 
-from bnn_impls.names import BnnConfigError, check_combination
+from bnn_impls.capabilities import declared
+from bnn_impls.names import BnnConfigError
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,6 @@ def check_samples(samples: int) -> None:
         raise BnnConfigError(f"samples must be a positive integer, got {samples!r}: pass S >= 1")
 
 
-def validate(impl_name: str, spec: ElboSpec, samples: int) -> None:
-    check_samples(samples)
-    check_combination(impl_name, spec.kl, getattr(spec.prior, "name", "gaussian"))
-
-
 class ElboImplementation:
     """The ELBO around an implementation's own (nll, kl) terms, so validation and the KL weight are
     the same code for every implementation. Subclasses define `nll_and_kl` and `predict`."""
@@ -73,9 +69,19 @@ class ElboImplementation:
              generator: Optional[torch.Generator] = None, noise: Optional[Sequence[torch.Tensor]] = None) -> LossTerms:
         """`noise` replays exact draws: weight noise (samples, *param) per parameter for weight-sampling
         implementations, activation noise (samples, batch, units) per layer for the LRT."""
-        validate(self.name, spec, samples)
+        check_samples(samples)
+        self._check_spec(spec)
         nll, kl = self.nll_and_kl(model, x, y, samples, spec, generator, noise)
         return combine(nll, kl, spec)
+
+    def _check_spec(self, spec: ElboSpec) -> None:
+        """BnnConfigError if this implementation cannot run the spec's (KL estimator, prior), from its own
+        declared capabilities; each pair is checked once per object, so the timed step does no lookups."""
+        key = (spec.kl, getattr(spec.prior, "name", "gaussian"))
+        checked = self.__dict__.setdefault("_checked_specs", set())
+        if key not in checked:
+            declared(self.name, self).check(*key)
+            checked.add(key)
 
     def nll_and_kl(self, model, x, y, samples, spec, generator, noise) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

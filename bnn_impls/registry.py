@@ -5,9 +5,7 @@ environment variable BNN_BENCH_PLUGINS (comma-separated) are imported on first l
 benchmark's child processes see the same registry as the command that started them.
 
 The registered object is the one source of an implementation's defaults and capabilities, for
-plugins as for built-ins (`capabilities`): its `default_kl`, `draws_weights`, and optionally the KL
-estimators (`kl_estimators`), tasks (`tasks`) and priors (`priors`) it supports and what its loss
-weighs the KL by (`kl_weight`, `loss_note`). Peer libraries (`bnn_impls.peers`) are registered the
+plugins as for built-ins (`bnn_impls.capabilities`). Peer libraries (`bnn_impls.peers`) are registered the
 same way, on first lookup and only where their library imports.
 """
 
@@ -16,16 +14,16 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from dataclasses import dataclass
 from typing import Optional, Protocol
 
 import torch
 
-from bnn_impls.lrt import VmapLRT
 from bnn_impls import names, peers
+from bnn_impls.capabilities import ELBO_KL_WEIGHT, ELBO_LOSS_NOTE, Capabilities, declared
 from bnn_impls.names import BnnConfigError
 from bnn_impls.sequential import SequentialBBB
-from bnn_impls.vmap_bbb import VmapBBB
+from bnn_impls.vmap import VmapBBB
+from bnn_impls.vmap_lrt import VmapLRT
 
 PLUGINS_ENV = "BNN_BENCH_PLUGINS"
 
@@ -44,58 +42,14 @@ class Implementation(Protocol):
     # and the harness times its step instead of building the shared BayesianMLP.
 
 
-#: What the built-in ELBO weighs the KL by, and how (see objective.ElboSpec).
-ELBO_KL_WEIGHT = "1/N"
-ELBO_LOSS_NOTE = "mean NLL over samples and examples + KL(sum over weights) / n_train; prior N(0, 1)"
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What an implementation declares about itself; read by the grid, `measure` and `list`."""
-
-    name: str
-    default_kl: str
-    draws_weights: bool
-    kl_estimators: tuple[str, ...]
-    tasks: tuple[str, ...]
-    priors: tuple[str, ...]
-    kl_weight: str  # what the loss multiplies the KL by, in words ("1/N", "1/batch", ...)
-    loss_note: str  # how the loss differs from ours, one line ("" for the ELBO of objective.py)
-    trains_own_model: bool  # has `make_training`
-
-
 _REGISTRY: dict[str, Implementation] = {}
 _plugins_loaded = False
-
-
-def _declared(name: str, impl) -> Capabilities:
-    """The capabilities an implementation object declares; a missing or bad declaration is a BnnConfigError."""
-    missing = [a for a in ("default_kl", "draws_weights") if not hasattr(impl, a)]
-    if missing:
-        raise BnnConfigError(f"implementation {name!r} does not declare {', '.join(missing)}: set them as class "
-                             f"attributes (see README, How to add an implementation)")
-    kls = tuple(getattr(impl, "kl_estimators", None) or names.KL_ESTIMATORS)
-    tasks = tuple(getattr(impl, "tasks", None) or names.TASKS)
-    priors = tuple(getattr(impl, "priors", None) or names.PRIORS)
-    caps = Capabilities(name=name, default_kl=impl.default_kl, draws_weights=bool(impl.draws_weights),
-                        kl_estimators=kls, tasks=tasks, priors=priors,
-                        kl_weight=str(getattr(impl, "kl_weight", ELBO_KL_WEIGHT)),
-                        loss_note=str(getattr(impl, "loss_note", "")),
-                        trains_own_model=callable(getattr(impl, "make_training", None)))
-    for kl in kls:
-        if kl not in names.KL_ESTIMATORS:
-            raise BnnConfigError(f"implementation {name!r} declares unknown KL estimator {kl!r}: "
-                                 f"choose among {', '.join(names.KL_ESTIMATORS)}")
-    if caps.default_kl not in names.kls_allowed(priors[0], draws_weights=caps.draws_weights, supported=kls):
-        raise BnnConfigError(f"implementation {name!r} declares default_kl={caps.default_kl!r}, which it cannot use "
-                             f"(draws_weights={caps.draws_weights}, kl_estimators={', '.join(kls)})")
-    return caps
 
 
 def register_implementation(name: str, impl: Implementation, *, replace: bool = False) -> None:
     if name in _REGISTRY and not replace:
         raise BnnConfigError(f"implementation {name!r} is already registered: pass replace=True to override it")
-    _declared(name, impl)  # fail at registration, not in the middle of a sweep
+    declared(name, impl)  # fail at registration, not in the middle of a sweep
     _REGISTRY[name] = impl
 
 
@@ -145,7 +99,7 @@ def get_implementation(name: str) -> Implementation:
 
 
 def capabilities(name: str) -> Capabilities:
-    return _declared(name, get_implementation(name))
+    return declared(name, get_implementation(name))
 
 
 def default_kl(name: str) -> str:
@@ -154,15 +108,13 @@ def default_kl(name: str) -> str:
 
 
 def valid_kl_for(name: str, prior: str) -> tuple[str, ...]:
-    caps = capabilities(name)
-    return names.kls_allowed(prior, draws_weights=caps.draws_weights, supported=caps.kl_estimators)
+    return capabilities(name).valid_kls(prior)
 
 
 def check_combination(name: str, kl: str, prior: str, task: Optional[str] = None) -> None:
     """BnnConfigError naming the valid choices if the implementation cannot run (kl, prior[, task])."""
     caps = capabilities(name)
-    names.check_rules(name, kl, prior, draws_weights=caps.draws_weights, supported=caps.kl_estimators,
-                      priors=caps.priors)
+    caps.check(kl, prior)
     if task is not None:
         names.check_task(task)
         if task not in caps.tasks:
@@ -183,3 +135,8 @@ def peer_status() -> dict[str, str]:
 
 for _impl in (SequentialBBB(), VmapBBB(), VmapLRT()):
     register_implementation(_impl.name, _impl)
+
+
+__all__ = ["Capabilities", "ELBO_KL_WEIGHT", "ELBO_LOSS_NOTE", "Implementation", "PLUGINS_ENV", "capabilities",
+           "check_combination", "default_kl", "get_implementation", "implementation_names", "peer_status",
+           "register_implementation", "valid_kl_for"]

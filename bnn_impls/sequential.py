@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from bnn_impls.kl import sample_kl, standalone_kl
-from bnn_impls.model import BayesianMLP
+from bnn_impls.bayesify import BayesianModel
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 
@@ -23,7 +23,7 @@ class SequentialBBB(ElboImplementation):
     def _sample_buffers(buffers, s):
         return None if buffers is None else {name: b[s] for name, b in buffers.items()}
 
-    def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
+    def nll_and_kl(self, model: BayesianModel, x, y, samples, spec: ElboSpec, generator, noise):
         nll = kl = 0.0
         buffers = model.sample_buffers(samples)  # BatchNorm's running stats: one copy per sample
         for s in range(samples):

@@ -7,7 +7,7 @@ from scipy import stats
 from torch import nn
 
 import bnn_impls as B
-from bnn_impls.lrt import check_lrt_support, conv_moments
+from bnn_impls.vmap_lrt import check_lrt_support, conv_moments
 
 DRAWS = 20_000
 WIDE = B.PosteriorInit(rho_low=-1.5, rho_high=-0.5)  # a visible spread

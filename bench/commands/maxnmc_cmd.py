@@ -15,7 +15,7 @@ from bench.errors import UsageError
 from bench.executors import EXECUTORS
 from bench.grid import _usage, check_device, default_threads, parse_bytes, parse_int_list, parse_name_list
 from bench.maxnmc import DEFAULT_CAPS, ESTIMATORS, run_maxnmc
-from bnn_impls import names
+from bnn_impls import names, registry
 
 DEFAULT_TASKS = ("lenet5", "vgg11", "resnet18")
 
@@ -78,7 +78,7 @@ def parse_caps(text: str) -> dict:
 
 def base_config(args, kls) -> BenchConfig:
     for kl in kls:
-        _usage(names.check_combination, args.impl, kl, "gaussian")
+        _usage(registry.check_combination, args.impl, kl, "gaussian")
         if kl not in ESTIMATORS:
             raise UsageError(f"--kl {kl!r} has no n_mc to search: choose from {', '.join(ESTIMATORS)}")
     check_device(args.device)

@@ -225,7 +225,7 @@ def parse_data_source(text: str) -> str:
 def check_models(configs) -> None:
     """Before any process starts: every --model factory imports and builds an nn.Module, and every
     implementation supports its layer types (vmap_lrt needs a moment rule per Bayesian layer type)."""
-    from bnn_impls.models import check_support
+    from bnn_impls.model_factory import check_support
     from bnn_impls.names import BnnConfigError
 
     for key in dict.fromkeys((c.task, c.model, c.impl) for c in configs):

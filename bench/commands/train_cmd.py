@@ -12,7 +12,7 @@ from bench.config import BenchConfig
 from bench.errors import UsageError
 from bench.grid import check_device, check_implementation, default_threads, parse_int_list, parse_name_list
 from bench.quality_schema import BASELINES, QUALITY_FILE
-from bnn_impls import names
+from bnn_impls import names, registry
 from bnn_impls.init_schemes import INIT_SCHEMES
 
 DEFAULT_EPOCHS = 20
@@ -112,9 +112,9 @@ def configs_from_args(args) -> list[BenchConfig]:
     configs = []
     for task, impl, s, seed, init, init_sigma, prior_sigma in itertools.product(
             tasks, impls, samples, seeds, inits, init_sigmas, prior_sigmas):
-        kl = args.kl or names.default_kl(impl)
+        kl = args.kl or registry.default_kl(impl)
         try:
-            names.check_combination(impl, kl, args.prior)
+            registry.check_combination(impl, kl, args.prior)
         except names.BnnConfigError as e:
             raise UsageError(str(e)) from None
         configs.append(BenchConfig(impl=impl, task=task, samples=s, seed=seed, kl=kl, init=init,

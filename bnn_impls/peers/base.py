@@ -14,7 +14,7 @@ from bnn_impls.objective import check_samples
 
 
 def build_mlp(sizes: Sequence[int], linear: Callable[[int, int], nn.Module]) -> nn.Sequential:
-    """Linear-ReLU-...-Linear with the library's linear layer: the same layout as bnn_impls.model's skeleton."""
+    """Linear-ReLU-...-Linear with the library's linear layer: the same layout as bnn_impls.mlp's skeleton."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(linear(int(n_in), int(n_out)))

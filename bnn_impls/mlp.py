@@ -13,9 +13,7 @@ from torch import nn
 
 from bnn_impls.bayesify import BayesianModel, PosteriorInit, bayesify
 
-__all__ = ["BayesianMLP", "BayesianModel", "PosteriorInit", "build_skeleton", "mlp"]
-
-
+__all__ = ["BayesianMLP", "BayesianModel", "PosteriorInit", "mlp"]
 
 def mlp(sizes: Sequence[int], device="meta") -> nn.Sequential:
     """Linear-ReLU-...-Linear; on the meta device by default (structure only: bayesify draws the values)."""
@@ -27,9 +25,6 @@ def mlp(sizes: Sequence[int], device="meta") -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-build_skeleton = mlp  # the name this function had before bayesify existed
 
 
 def BayesianMLP(sizes: Sequence[int], *, init: PosteriorInit = PosteriorInit(), device=None, dtype=None,

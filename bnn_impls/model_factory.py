@@ -13,7 +13,7 @@ from torch import nn
 
 from bnn_impls import architectures
 from bnn_impls.bayesify import BayesianModel, bayesify
-from bnn_impls.model import BayesianMLP
+from bnn_impls.mlp import BayesianMLP
 from bnn_impls.names import BnnConfigError
 from bnn_impls.tasks import TaskSpec
 
@@ -42,7 +42,7 @@ def build_module(task: TaskSpec, model_spec: Optional[str] = None) -> nn.Module:
     """The task's own network, or the factory's (called without arguments)."""
     if model_spec is None:
         if task.architecture is None:
-            from bnn_impls.model import mlp
+            from bnn_impls.mlp import mlp
 
             return mlp(task.sizes)
         return getattr(architectures, task.architecture)()
@@ -80,7 +80,7 @@ def check_support(task_name: str, model_spec: Optional[str], impl: str) -> None:
         raise BnnConfigError(f"--model {model_spec!r}: the factory raised {type(e).__name__}: {text[:200]}") from None
     if impl == "vmap_lrt":
         from bnn_impls.bayesify import BAYESIAN_LAYER_TYPES
-        from bnn_impls.lrt import moment_rule
+        from bnn_impls.vmap_lrt import moment_rule
 
         for path, layer in module.named_modules():
             if isinstance(layer, BAYESIAN_LAYER_TYPES):

@@ -7,7 +7,7 @@ import torch
 from torch.func import vmap
 
 from bnn_impls.kl import sample_kl, standalone_kl
-from bnn_impls.model import BayesianMLP
+from bnn_impls.bayesify import BayesianModel
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 
@@ -26,7 +26,7 @@ class VmapBBB(ElboImplementation):
         model.commit_buffers(buffers)
         return eps, weights, out
 
-    def nll_and_kl(self, model: BayesianMLP, x, y, samples, spec: ElboSpec, generator, noise):
+    def nll_and_kl(self, model: BayesianModel, x, y, samples, spec: ElboSpec, generator, noise):
         eps, weights, out = self._outputs(model, x, samples, generator, noise)
         nll = spec.likelihood.nll(out, y).mean()  # (S, B): every sample sees the same batch size
         if spec.kl == "sample":

@@ -69,7 +69,7 @@ def moment_rule(layer: nn.Module, path: str = "") -> MomentRule:
         where = f" (layer {path!r})" if path else ""
         raise BnnConfigError(
             f"vmap_lrt has no moment rule for the Bayesian layer type {type(layer).__name__}{where}: use the "
-            f"sequential or vmap implementation, or register one with bnn_impls.lrt.register_moment_rule "
+            f"sequential or vmap implementation, or register one with bnn_impls.vmap_lrt.register_moment_rule "
             f"(rules exist for {', '.join(t.__name__ for t in MOMENT_RULES)})"
         )
     return rule
