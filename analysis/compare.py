@@ -15,18 +15,18 @@ What is compared, and why:
   of unchanged code moved absolute step times by up to 16% while ratios moved by at most 7%.
 - **Memory.** `graph_bytes` is deterministic: growth beyond 1% is a regression. The CUDA allocator
   peak has workspace noise: beyond 10%.
-- **Deterministic cost counters** (bench/counters.py): FLOPs, bytes allocated and Callgrind
+- **Deterministic cost counters** (bench/measure/counters.py): FLOPs, bytes allocated and Callgrind
   instructions per step beyond `counter_threshold` (default 1%), and the ATen operators
   dispatched per step: their counts are exact, so any operator whose count grew is a regression
   and is named. Judged when both sides ran the same torch version (else `info`: another torch
   dispatches other operators).
-- **Paired timing** (bench/rounds.py `run_rounds_paired`): where the fresh run also timed the
+- **Paired timing** (bench/gate/paired.py `run_rounds_paired`): where the fresh run also timed the
   baseline commit's code (its rows in `CANDIDATE/base/`), each config's two sides ran back to back
   in every round, so they saw the same drift. The change is the median over rounds of
   candidate/base per round, bootstrapped over rounds, judged against `paired_threshold` (derived
   from reruns of unchanged code, where it is far smaller than the time thresholds above). This is
   the comparison that sees a 10% slowdown of one implementation on a noisy 2-core machine.
-- **Interleaved rounds** (bench/rounds.py): where both runs recorded the round of each repeat,
+- **Interleaved rounds** (bench/run/rounds.py): where both runs recorded the round of each repeat,
   the ratio to `sequential` is formed within each round (the two were timed minutes apart at
   most) and the change is the ratio of the medians over rounds, bootstrapped by resampling
   rounds. Runs without rounds fall back to the ratio of medians over repeats.
@@ -51,8 +51,8 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisInputError
-from bench.errors import UsageError
-from bench.results import read_ops
+from bench.contract.errors import UsageError
+from bench.contract.store import read_ops
 
 MATCH_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "samples", "batch_size", "dtype")
 PARTNER_KEYS = ("task", "device", "samples", "prior", "batch_size", "dtype")

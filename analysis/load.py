@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.errors import AnalysisInputError
-from bench.errors import UsageError
-from bench.results import read_repeats
-from bench.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
+from bench.contract.errors import UsageError
+from bench.contract.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
+from bench.contract.store import read_repeats
 
 #: The columns analysis reads; a file without them is not a bnn-bench results file.
 REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")

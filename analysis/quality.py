@@ -8,16 +8,23 @@ only, never torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisInputError
-from bench.errors import UsageError
-from bench.quality_results import counted_rows, final_attempts, latest_rows
-from bench.quality_schema import (BAND_FILE, BAND_POINTS_FILE, BASELINES, FGSM_FILE, OOD_FILE, OOD_HIST_FILE,
-                                  QUALITY_FILE, QUALITY_TABLES)
+from bench.contract.errors import UsageError
+from bench.contract.quality_schema import (
+    BAND_FILE,
+    BAND_POINTS_FILE,
+    BASELINES,
+    FGSM_FILE,
+    OOD_FILE,
+    OOD_HIST_FILE,
+    QUALITY_FILE,
+    QUALITY_TABLES,
+)
+from bench.contract.quality_store import counted_rows, final_attempts, latest_rows
 
 DEFAULT_TARGET_ERROR = 0.025
 #: What makes two quality runs comparable except the implementation (and its default KL).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from analysis.figures import _save
-import matplotlib.pyplot as plt
 
 
 def _names(configs: pd.DataFrame) -> pd.Series:

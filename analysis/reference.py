@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE
+from bench.contract.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE
 
 DEVICE_NAME = "NVIDIA A100 80GB PCIe (Semko 2023 report, Table 2)"
 REPORT_KL = {"sequential": "sample", "vmap": "sample", "vmap_lrt": "closed"}

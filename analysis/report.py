@@ -13,7 +13,8 @@ from analysis.errors import AnalysisInputError
 from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
-from analysis.peers import has_others, impl_order, loss_table, peer_table, sentences as peer_sentences
+from analysis.peers import has_others, impl_order, loss_table, peer_table
+from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
 
 

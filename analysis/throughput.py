@@ -1,7 +1,7 @@
 """report.md's "Throughput" and "Levers" sections: achieved TFLOP/s and MFU per config, and what each
-speed lever (bench/levers.py) did to the step time against the baseline measured in the same directory.
+speed lever (bench/training/levers.py) did to the step time against the baseline measured in the same directory.
 
-Columns written by bench/measure.py: `flops_per_step`, `achieved_tflops`, `mfu_fp32`, `mfu_tf32`,
+Columns written by bench/measure/step.py: `flops_per_step`, `achieved_tflops`, `mfu_fp32`, `mfu_tf32`,
 `mfu_bf16` (empty on CPUs and GPUs without datasheet peaks), `step_mode`, `precision`, `optimizer`.
 Results directories written before those columns existed simply get no such sections.
 """
@@ -71,7 +71,7 @@ def throughput_section(ok: pd.DataFrame, markdown_table) -> list[str]:
         lines += ["", "## Throughput", "", markdown_table(table), "",
                   "TFLOP/s: matmul FLOPs of one step (torch's FLOP counter, forward and backward) over the median "
                   "step time. MFU: that over the GPU's dense datasheet peak for FP32 (CUDA cores), TF32 and BF16 "
-                  "(tensor cores), from bench/gpu_peaks.py; empty on CPUs and on GPUs not in its table."]
+                  "(tensor cores), from bench/measure/gpu_peaks.py; empty on CPUs and on GPUs not in its table."]
         if "MFU fp32" in table:
             best = table.loc[table["MFU fp32"].idxmax()]
             lines.append(f"- Highest: {best['impl']} on {best['task']} at S = {best['S']} ({best['lever']}), "

@@ -1,18 +1,24 @@
-"""bnn-bench's harness. The Python entry point (bench/api.py) is re-exported here:
+"""bnn-bench's harness (docs/architecture.md has the map). The Python entry points are re-exported:
 
     from bench import build_training, measure_config
 
-Loaded on first use, so `import bench.results` (what `analysis` needs) never imports torch.
+Loaded on first use, so `import bench.contract` (what `analysis` needs) never imports torch.
 """
 
-_API = ("Training", "build_training", "measure_config")
+#: name -> the module that defines it
+_API = {
+    "Training": "bench.training.builder",
+    "build_training": "bench.training.builder",
+    "build_config_training": "bench.training.builder",
+    "measure_config": "bench.measure.step",
+}
 
 
 def __getattr__(name):
     if name in _API:
-        from bench import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'bench' has no attribute {name!r}")
 
 

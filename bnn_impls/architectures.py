@@ -9,8 +9,8 @@ Each factory returns a plain `nn.Module`; `bnn_impls.bayesify` makes it Bayesian
 
 from __future__ import annotations
 
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class LeNet5(nn.Module):

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-import torch.nn.functional as F
 
 from bnn_impls.init_schemes import initialize_, parameter_fan_in
 
@@ -136,7 +136,7 @@ class BayesianModel(nn.Module):
         )
         self.train(module.training)
 
-    def train(self, mode: bool = True) -> "BayesianModel":
+    def train(self, mode: bool = True) -> BayesianModel:
         super().train(mode)
         self.skeleton.train(mode)  # BatchNorm and Dropout follow the model's mode
         return self

@@ -23,8 +23,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from bnn_impls.gamma import sample_chi2
 from bnn_impls.bayesify import BayesianModel
+from bnn_impls.gamma import sample_chi2
 from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
 from bnn_impls.priors import _LOG_SQRT_2PI, GaussianPrior
 

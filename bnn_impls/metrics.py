@@ -63,7 +63,6 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     correct = (predicted == labels).double()
     bins = (torch.ceil(confidence.double() * n_bins).long() - 1).clamp(0, n_bins - 1)
     n = confidence.shape[0]
-    count = torch.bincount(bins, minlength=n_bins).double()
     conf_sum = torch.bincount(bins, weights=confidence.double(), minlength=n_bins)
     acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
     return float((conf_sum - acc_sum).abs().sum() / n)

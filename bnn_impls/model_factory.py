@@ -1,5 +1,5 @@
 """The deterministic module of a task, or of a user's factory (`--model package.module:factory`),
-made Bayesian: what `bench.measure` trains."""
+made Bayesian: what `bench.measure.step` trains."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import importlib
 from typing import Callable, Optional
 
 import torch
-
-from bnn_impls.bayesify import PosteriorInit
 from torch import nn
 
 from bnn_impls import architectures
-from bnn_impls.bayesify import BayesianModel, bayesify
+from bnn_impls.bayesify import BayesianModel, PosteriorInit, bayesify
 from bnn_impls.mlp import BayesianMLP
 from bnn_impls.names import BnnConfigError
 from bnn_impls.tasks import TaskSpec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
 import torch
 
 from bnn_impls.capabilities import declared
@@ -44,7 +45,7 @@ class LossTerms:
     kl: torch.Tensor
     kl_weight: float
 
-    def detach(self) -> "LossTerms":
+    def detach(self) -> LossTerms:
         return LossTerms(self.loss.detach(), self.nll.detach(), self.kl.detach(), self.kl_weight)
 
 

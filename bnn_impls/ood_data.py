@@ -1,4 +1,5 @@
-"""Input sets for out-of-distribution checks of an MNIST model, as (N, 784) tensors in [0, 1].
+"""Input sets for out-of-distribution checks of an MNIST model, in [0, 1] and shaped like the test
+images they are given: (N, 784) for an MLP, (N, 1, 28, 28) for a conv net.
 
 Always available (made from MNIST's test set, no download): rotations by 30, 60, 90 and 180 degrees
 (the shift of Ovadia et al. 2019; multiples of 90 by exact pixel permutation, others by bilinear
@@ -63,7 +64,7 @@ def as_square(images: torch.Tensor) -> torch.Tensor:
 
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate (N, 784) images counter-clockwise about their centre."""
+    """Rotate (N, 784) or (N, 1, 28, 28) images counter-clockwise about their centre."""
     square = as_square(images)
     if degrees % 90 == 0:
         return torch.rot90(square, int(degrees // 90) % 4, dims=(2, 3)).reshape(images.shape)
@@ -83,7 +84,7 @@ def invert(images: torch.Tensor) -> torch.Tensor:
 
 def uniform_noise(n: int, seed: int, like: torch.Tensor) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, like.shape[1], generator=g, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
+    return torch.rand(n, *like.shape[1:], generator=g, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
 
 
 def _md5(path: Path) -> str:
@@ -157,7 +158,8 @@ def input_sets(test_images: torch.Tensor, test_labels: torch.Tensor, *, data_dir
         if images is None:
             sets.append(InputSet(spec.name, None, reason=reason))
         else:
-            sets.append(InputSet(spec.name, torch.from_numpy(images[:n].copy()).to(x.device, x.dtype) / 255.0))
+            external = torch.from_numpy(images[:n].copy()).reshape(-1, *x.shape[1:])
+            sets.append(InputSet(spec.name, external.to(x.device, x.dtype) / 255.0))
     sets += [InputSet(f"rotated_{d}", rotate(x, d), y) for d in ROTATIONS]
     sets.append(InputSet("inverted", invert(x), y))
     sets.append(InputSet("uniform_noise", uniform_noise(x.shape[0], seed, x)))

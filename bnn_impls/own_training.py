@@ -1,7 +1,7 @@
 """The hook for implementations that bring their own model, loss and optimizer (the peer libraries).
 
 An implementation with a `make_training(task, data, *, samples, lr, batch_size, seed, generator)` method returns
-a `Training`; `bench.measure` then times `Training.step` instead of building the shared
+a `Training`; `bench.measure.step` then times `Training.step` instead of building the shared
 `BayesianMLP`, `ElboSpec` and `make_train_step`. Everything else (batches, warm-up, timing,
 graph bytes, FLOPs, RSS) is the harness's, so the numbers are comparable with ours.
 """

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import torch
 
-from bnn_impls.kl import sample_kl, standalone_kl
 from bnn_impls.bayesify import BayesianModel
+from bnn_impls.kl import sample_kl, standalone_kl
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 

@@ -10,9 +10,9 @@ from typing import Iterator, Optional
 
 import torch
 
+from bnn_impls import cifar, mnist
 from bnn_impls.likelihood import CategoricalLikelihood, GaussianLikelihood
 from bnn_impls.names import BnnConfigError, check_task
-from bnn_impls import cifar, mnist
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ def make_train_step(model, impl, spec: ElboSpec, optimizer: torch.optim.Optimize
     """(x, y) -> detached loss terms after one step. Nothing in it reads a value back to the host,
     so on a GPU the step stays asynchronous and the timer decides where to synchronize.
 
-    `loss_fn` replaces `impl.loss` bound to these arguments (bench.levers passes a compiled one);
+    `loss_fn` replaces `impl.loss` bound to these arguments (bench.training.levers passes a compiled one);
     `forward_context` is entered around the loss alone (autocast belongs to the forward)."""
 
     def step(x: torch.Tensor, y: torch.Tensor) -> LossTerms:

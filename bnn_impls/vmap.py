@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import torch
 from torch.func import vmap
 
-from bnn_impls.kl import sample_kl, standalone_kl
 from bnn_impls.bayesify import BayesianModel
+from bnn_impls.kl import sample_kl, standalone_kl
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
 

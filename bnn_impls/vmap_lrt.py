@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import weakref
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -144,7 +144,7 @@ class _LrtSkeleton:
         return self._shapes[key]
 
 
-_SKELETONS: "weakref.WeakKeyDictionary[BayesianModel, _LrtSkeleton]" = weakref.WeakKeyDictionary()
+_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, _LrtSkeleton] = weakref.WeakKeyDictionary()
 
 
 def lrt_skeleton(model: BayesianModel) -> _LrtSkeleton:

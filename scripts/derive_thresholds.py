@@ -19,7 +19,6 @@ scripts/perf_gate.sh reads. Deterministic counters need no thresholds from data:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import itertools
 import json
@@ -36,20 +35,11 @@ METRICS = {"time / sequential": "threshold", "step time": "abs_threshold", "time
 PAIRED = "time / base code"  # within one run (its own base/): never between two runs
 
 
-def rerun(baseline: Path, out: Path, seed_offset: int, base_ref: str | None) -> Path:
-    from bench.base_tree import temporary_tree
-    from bench.results import load_grid, read_meta
-    from bench.sweep import run_sweep
+def rerun(baseline: Path, out: Path, base_ref: str | None) -> Path:
+    """The baseline's grid measured again into `out`, paired with `base_ref`'s code where given."""
+    from bench.gate.rerun import RerunOptions, rerun_baseline
 
-    meta = read_meta(baseline)
-    workers = meta.get("round_workers") or "warm"
-    with contextlib.ExitStack() as stack:
-        paired = None
-        if base_ref and meta.get("rounds") and workers == "warm":
-            paired = stack.enter_context(temporary_tree(base_ref))
-        run_sweep(load_grid(baseline), out, profile="derive-thresholds", rounds=meta.get("rounds"),
-                  round_seed=int(meta.get("round_seed") or 0), round_workers=workers, argv=sys.argv, paired=paired)
-    return out
+    return rerun_baseline(baseline, RerunOptions(out=out, paired=bool(base_ref), base_ref=base_ref, argv=sys.argv))
 
 
 def spreads(runs: list[Path]) -> dict[str, list[float]]:
@@ -100,7 +90,7 @@ def main(argv=None) -> int:
     runs = [args.baseline] + list(args.reuse)
     for i in range(args.runs):
         print(f"rerun {i + 1}/{args.runs} -> {out / f'run{i}'}", file=sys.stderr, flush=True)
-        runs.append(rerun(args.baseline, out / f"run{i}", i, args.base_ref or None))
+        runs.append(rerun(args.baseline, out / f"run{i}", args.base_ref or None))
     if len(runs) < 3:
         print("derive_thresholds: need at least two reruns besides the baseline (--runs or --reuse)", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.provenance import cpu_model  # noqa: E402 (no torch: this runs before every gate)
+from bench.contract.provenance import cpu_model
 
 
 def pick(root: Path, model: str) -> Path | None:

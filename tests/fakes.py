@@ -1,4 +1,4 @@
-"""Stand-ins for `bench.measure:measure` (config -> RunResult) that fail in every way a config can.
+"""Stand-ins for `bench.measure.step:measure` (config -> RunResult) that fail in every way a config can.
 
 Passed to executors by name (`tests.fakes:ok`) or through `--target`; they import nothing heavy,
 so a worker running one starts in a fraction of a second.
@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
-from bench.config import BenchConfig
-from bench.result import RunResult, config_columns
+from bench.contract.config import BenchConfig
+from bench.contract.records import RunResult, config_columns
 
 #: Per-step seconds of the fake repeats: distinct values so a reordering or a lost repeat shows.
 STEP_SECONDS = (0.011, 0.013, 0.012, 0.017, 0.010, 0.019, 0.014)
@@ -116,7 +116,7 @@ def by_samples(config: BenchConfig) -> RunResult:
 
 
 def paced_ok(config: BenchConfig, pacer=None) -> RunResult:
-    """`ok`, its repeats paced like bench.measure's (interleaved rounds), with operator counts.
+    """`ok`, its repeats paced like bench.measure.step's (interleaved rounds), with operator counts.
 
     BNN_BENCH_FAKE_SLOW=IMPL makes IMPL's repeats 1.5x slower; BNN_BENCH_FAKE_EXTRA_OP=IMPL gives
     IMPL one more `aten.nan_to_num.default` per step; BNN_BENCH_FAKE_DIE=IMPL kills IMPL's worker

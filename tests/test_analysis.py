@@ -1,6 +1,5 @@
 """analysis/: fits against known lines, the report's tables, rendering, and bad input."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from analysis import AnalysisInputError, analyze
 from analysis.fit import fit_line, fit_slopes
 from analysis.load import load_results
 from analysis.reference import build_reference_dir
-from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = ROOT.parent / "shared" / "references"

@@ -12,7 +12,7 @@ from analysis import analyze
 from analysis.figures import COLORS, impl_styles
 from analysis.load import load_results, repeat_epoch_seconds
 from analysis.peers import impl_order, peer_table
-from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: ms per sample per step of each implementation: peers listed BEFORE ours on purpose (order must not matter).

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench.grid
-from bench.cli import main
-from bench.provenance import PROJECT_ROOT
-from bench.results import read_repeats, read_runs
+import bench.grid.devices
+from bench.cli.main import main
+from bench.contract.provenance import CODE_ROOT
+from bench.contract.store import read_repeats, read_runs
 
 FAKE = ["--target", "tests.fakes:ok"]
 SMALL = ["--profile", "paper", "--task", "regression", "--impl", "vmap,vmap_lrt", "--samples", "1,2",
@@ -25,7 +25,7 @@ SMALL = ["--profile", "paper", "--task", "regression", "--impl", "vmap,vmap_lrt"
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch):
     """Every test sees a machine without CUDA, whatever it runs on."""
-    monkeypatch.setattr(bench.grid, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(bench.grid.devices, "_cuda_count", lambda: 0)
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_analysis_input_error_is_exit_2(capsys, tmp_path, fake_analysis):
 
 
 def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "run_bench.py"), "sweep", "--samples", "0",
+    proc = subprocess.run([sys.executable, str(CODE_ROOT / "run_bench.py"), "sweep", "--samples", "0",
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "bnn-bench: error: --samples must be integers >= 1, got 0: e.g. --samples 1,2,5,10 " \
@@ -221,9 +221,7 @@ def test_slurm_executor_from_the_command_line(capsys, tmp_path):
 
 
 def test_sweep_without_out_uses_a_timestamped_directory(capsys, tmp_path, monkeypatch):
-    import bench.commands.sweep_cmd as sweep_cmd
-
-    monkeypatch.setattr(sweep_cmd, "PROJECT_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # results go under the working directory, never beside the code
     assert run_cli(capsys, "sweep", *SMALL, *FAKE, "--executor", "inline")[0] == 0
     (made,) = (tmp_path / "results" / "runs").iterdir()
     assert re.fullmatch(r"paper-\d{8}-\d{6}", made.name) and len(read_runs(made)) == 4
@@ -249,7 +247,7 @@ def test_analyze_passes_its_arguments(capsys, tmp_path, fake_analysis):
 
 
 def test_ctrl_c_is_exit_130_with_a_hint(capsys, tmp_path, monkeypatch):
-    import bench.commands.sweep_cmd as sweep_cmd
+    import bench.cli.cmd_sweep as sweep_cmd
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -269,9 +267,9 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise():
-    from bench.config import BenchConfig
-    from bench.progress import Progress
-    from bench.result import failure_result
+    from bench.contract.config import BenchConfig
+    from bench.contract.records import failure_result
+    from bench.run.progress import Progress
     from tests import fakes
 
     config = BenchConfig("vmap", "mnist", samples=10, kl="sample", steps=5, repeats=3)
@@ -298,7 +296,7 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise():
 
 
 def test_summary_table_formats_units():
-    from bench.progress import summary_table
+    from bench.run.progress import summary_table
 
     rows = [{"task": "mnist", "impl": "vmap", "kl": "sample", "n_mc": "1", "samples": "10", "device": "cpu",
              "status": "ok", "step_s_median": "0.0412", "epoch_s": "19.31", "graph_bytes": str(3 * 2**20)},
@@ -311,7 +309,7 @@ def test_summary_table_formats_units():
 
 
 def test_missing_mnist_is_one_line_and_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     monkeypatch.setenv("BNN_BENCH_DATA", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -14,8 +14,8 @@ import pytest
 
 from analysis.compare import Side, compare_paths, compare_sides
 from analysis.errors import AnalysisInputError
-from bench.cli import main
-from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+from bench.cli.main import main
+from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
 
 NOISE_SIGMA = 0.03
 REPEATS = 9

@@ -4,15 +4,15 @@ line and exit 2 before anything is written; good input lands in runs.csv with it
 import pandas as pd
 import pytest
 
-import bench.grid
-from bench.cli import main
-from bench.maxnmc import search_max_n_mc
-from bench.results import read_runs
+import bench.grid.devices
+from bench.cli.main import main
+from bench.contract.store import read_runs
+from bench.run.maxnmc_search import search_max_n_mc
 
 
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch):
-    monkeypatch.setattr(bench.grid, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(bench.grid.devices, "_cuda_count", lambda: 0)
 
 
 def _one_line_error(capsys, needle):

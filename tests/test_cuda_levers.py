@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import bnn_impls as B
-from bench.config import BenchConfig
-from bench.levers import build_train_steps
-from bench.measure import measure
+from bench.contract.config import BenchConfig
+from bench.measure.step import measure
+from bench.training.levers import build_train_steps
 
 pytestmark = [
     pytest.mark.gpu,
@@ -48,7 +48,7 @@ def test_cuda_graph_replays_train_the_model():
 
 
 def test_memory_limit_on_cuda_makes_direct_mc_an_oom_row():
-    from bench.worker import run_config
+    from bench.run.worker import run_config
 
     config = BenchConfig(impl="vmap_lrt", task="mnist", samples=1, device="cuda", kl="mc", n_mc=10_000, steps=1,
                          repeats=1, warmup_steps=0, memory_limit_bytes=2 * 2**30)

@@ -18,10 +18,10 @@ import statistics
 
 import pytest
 
-from bench.config import BenchConfig
-from bench.quality import QualityOptions, run_quality
-from bench.quality_results import counted_rows
-from bench.quality_schema import QUALITY_FILE
+from bench.contract.config import BenchConfig
+from bench.contract.quality_schema import QUALITY_FILE
+from bench.contract.quality_store import counted_rows
+from bench.quality.run import QualityOptions, run_quality
 
 #: Test error after 1 epoch of vmap_lrt at seeds 0 and 1 (measured; see the module docstring).
 SEED_ERRORS = (0.0408, 0.0376)

@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import BenchConfig
-from bench.errors import UsageError
-from bench.executors import (WORKER_STARTS, InlineExecutor, LocalExecutor, SlurmExecutor, child_environment,
-                             make_executor)
-from bench.worker import classify_exception, resolve_target, run_config
+from bench.contract.config import BenchConfig
+from bench.contract.errors import UsageError
+from bench.run.executors import (
+    WORKER_STARTS,
+    InlineExecutor,
+    LocalExecutor,
+    SlurmExecutor,
+    child_environment,
+    make_executor,
+)
+from bench.run.worker import classify_exception, resolve_target, run_config
 from tests import fakes
 
 CONFIG = BenchConfig("vmap", "regression", samples=2, steps=4, repeats=3)
@@ -161,7 +167,7 @@ def test_a_killed_sweep_takes_its_config_and_the_configs_children_with_it(tmp_pa
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     sweep = subprocess.Popen(
-        [sys.executable, "-c", "from bench.executors import LocalExecutor; from bench.config import BenchConfig; "
+        [sys.executable, "-c", "from bench.run.executors import LocalExecutor; from bench.contract.config import BenchConfig; "
          f"LocalExecutor('tests.fakes:sleeps_with_grandchild').run(BenchConfig('vmap', 'regression', 1, data_dir={str(tmp_path)!r}))"],
         env=dict(child_environment(), TMPDIR=str(scratch_root)), start_new_session=True,
     )

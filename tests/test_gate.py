@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 from analysis.compare import Side, compare_sides, op_changes, render
-from bench.cli import main
-from bench.config import BenchConfig
-from bench.counters import count_instructions, count_ops
-from bench.errors import UsageError
-from bench.measure import build_config_training
-from bench.results import read_ops, read_repeats
-from bench.rounds import repeats_per_round, round_orders
-from bench.sweep import run_sweep
+from bench.cli.main import main
+from bench.contract.config import BenchConfig
+from bench.contract.errors import UsageError
+from bench.contract.store import read_ops, read_repeats
+from bench.measure.counters import count_instructions, count_ops
+from bench.run.rounds import repeats_per_round, round_orders
+from bench.run.sweep import run_sweep
+from bench.training.builder import build_config_training
 from bnn_impls import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +111,8 @@ def test_a_worker_killed_mid_rounds_costs_only_its_row(tmp_path, monkeypatch):
 
 def test_files_from_before_the_new_columns_still_read_and_resume(tmp_path):
     """runs.csv without the counter columns and repeats.csv without `round` (as written before them)."""
-    from bench.results import ResultsWriter
-    from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+    from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+    from bench.contract.store import ResultsWriter
     from tests.fakes import ok
 
     out = tmp_path / "old"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.gpu_peaks import lookup_gpu, throughput_columns
+from bench.measure.gpu_peaks import lookup_gpu, throughput_columns
 
 
 @pytest.mark.parametrize("name,expected", [

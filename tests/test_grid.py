@@ -2,10 +2,11 @@
 
 import pytest
 
-from bench import grid
-from bench.errors import UsageError
-from bench.grid import Axes, expand, parse_bytes, parse_int_list, parse_name_list
-from bench.profiles import PROFILES, Common, Overrides, build_grid, get_profile
+from bench.contract.errors import UsageError
+from bench.grid import devices as grid
+from bench.grid.expand import Axes, expand
+from bench.grid.parse import parse_bytes, parse_int_list, parse_name_list
+from bench.grid.profiles import PROFILES, Common, Overrides, build_grid, get_profile
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_a_new_config_field_at_its_default_keeps_old_run_ids():
     """Fields added after the first release must not re-key configs that leave them at their default."""
     import dataclasses
 
-    from bench.config import HASHED_ALWAYS, VOLATILE_FIELDS, BenchConfig
+    from bench.contract.config import HASHED_ALWAYS, VOLATILE_FIELDS, BenchConfig
 
     config = BenchConfig(impl="vmap", task="mnist", samples=2)
     added = [f.name for f in dataclasses.fields(BenchConfig) if f.name not in HASHED_ALWAYS + VOLATILE_FIELDS]
@@ -176,7 +177,7 @@ def test_a_new_config_field_at_its_default_keeps_old_run_ids():
 def test_round_workers_come_from_the_flag_else_the_profile_else_warm():
     from argparse import Namespace
 
-    from bench.commands.sweep_cmd import round_workers_from_args
+    from bench.cli.cmd_sweep import round_workers_from_args
 
     assert round_workers_from_args(Namespace(profile="peers", round_workers=None)) == "fresh"  # 36 warm would not fit
     assert round_workers_from_args(Namespace(profile="ci", round_workers=None)) == "warm"

@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 import bnn_impls as B
-from bench.memory import saved_tensor_bytes
+from bench.measure.memory import saved_tensor_bytes
 
 
 def _model(sizes=(5, 20, 3), seed=0, dtype=torch.float64):

@@ -1,14 +1,14 @@
-"""Speed levers (bench/levers.py): each runs on the CPU or fails with one line naming the fix."""
+"""Speed levers (bench/training/levers.py): each runs on the CPU or fails with one line naming the fix."""
 
 import pytest
 import torch
 
 import bnn_impls as B
-from bench.config import BenchConfig
-from bench.levers import build_optimizer, build_train_steps, check_levers
-from bench.measure import measure
-from bench.commands.sweep_cmd import grid_from_args
-from bench.cli import build_parser
+from bench.cli.cmd_sweep import grid_from_args
+from bench.cli.main import build_parser
+from bench.contract.config import BenchConfig
+from bench.measure.step import measure
+from bench.training.levers import build_optimizer, build_train_steps, check_levers
 
 
 def _setup(seed=0):

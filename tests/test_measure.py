@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bench.config import BenchConfig
-from bench.measure import measure
-from bench.schema import RUNS_COLUMNS
-from bench.timing import summarize
+from bench.contract.config import BenchConfig
+from bench.contract.schema import RUNS_COLUMNS
+from bench.measure.step import measure
+from bench.measure.timing import summarize
 
 
 class FakeClock:

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-import bench.grid
-from bench.cli import main
-from bench.config import BenchConfig
-from bench.provenance import cpu_model
-from bench.results import read_runs
-from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+import bench.grid.devices
+from bench.cli.main import main
+from bench.contract.config import BenchConfig
+from bench.contract.provenance import cpu_model
+from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+from bench.contract.store import read_runs
 
 FAKE = ["--target", "tests.fakes:ok"]
 TARGET = ["sweep", "--impl", "sequential,vmap_lrt", "--task", "mnist", "--samples", "10"]
@@ -24,7 +24,7 @@ RUN_ID = re.compile(r"^\S+-S\d+-n\d+-\S+-[0-9a-f]{8}\s")
 
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch):
-    monkeypatch.setattr(bench.grid, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(bench.grid.devices, "_cuda_count", lambda: 0)
 
 
 def run_cli(capsys, *argv):
@@ -85,7 +85,7 @@ def test_defaults_of_a_sweep_without_profile_and_with_one(capsys):
 
 
 def test_each_task_keeps_its_own_budget_and_flags_override_it():
-    from bench.profiles import TASK_BUDGETS, Overrides, flag_grid
+    from bench.grid.profiles import TASK_BUDGETS, Overrides, flag_grid
 
     configs = flag_grid(Overrides(tasks=("regression", "mnist"), impls=("vmap",), samples=(1,)))
     by_task = {c.task: c for c in configs}
@@ -263,19 +263,20 @@ def test_build_training_takes_a_model_with_the_task_of_its_data():
 
 def test_measure_builds_through_build_training_and_final_loss_is_the_extra_steps_loss(monkeypatch):
     """final_loss: the loss of one more step after the repeats, on its own minibatch, before its update."""
-    import bench.measure
+    import bench.measure.step
+    import bench.training.builder
     from bench import build_training
 
     calls = []
-    real = bench.measure.build_training
+    real = bench.training.builder.build_training
 
     def spy(*args, **kwargs):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench.measure, "build_training", spy)
+    monkeypatch.setattr(bench.training.builder, "build_training", spy)
     config = BenchConfig("vmap", "regression", samples=2, steps=3, repeats=2, warmup_steps=1, threads=1)
-    row = bench.measure.measure(config).row
+    row = bench.measure.step.measure(config).row
     assert calls and calls[0][0] == ("regression", "vmap", 2)
 
     replay = build_training("regression", "vmap", 2)  # the same seeds: the same draws, step for step
@@ -302,7 +303,7 @@ def test_importing_bench_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, bench, bench.results; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, bench, bench.contract.store; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 
 from analysis.compare import Side, compare_paths, compare_sides
-from bench.base_tree import BaseTree, BaseTreeUnavailable, export_commit
-from bench.config import BenchConfig
-from bench.results import read_meta, read_repeats
-from bench.rounds import PAIRED_SPLIT, base_environment, paired_orders, split_repeats
-from bench.sweep import run_sweep
+from bench.contract.config import BenchConfig
+from bench.contract.store import read_meta, read_repeats
+from bench.gate.base_tree import BaseTree, BaseTreeUnavailable, export_commit
+from bench.gate.paired import PAIRED_SPLIT, base_environment, paired_orders, run_paired_sweep, split_repeats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +48,7 @@ def test_base_environment_puts_the_base_tree_first_and_drops_this_checkouts_plug
 @needs_git
 def test_export_commit_unpacks_the_tree_and_names_a_missing_commit(tmp_path):
     tree = export_commit("HEAD", tmp_path / "code")
-    assert (tree.root / "bench" / "rounds.py").is_file() and len(tree.commit) == 40
+    assert (tree.root / "bench").is_dir() and len(tree.commit) == 40 and tree.protocol.version >= 1
     with pytest.raises(BaseTreeUnavailable, match="not in"):
         export_commit("0" * 40, tmp_path / "missing")
 
@@ -115,8 +114,8 @@ def base_without_slowdown(tmp_path):
 def test_a_paired_sweep_writes_both_sides_in_the_same_rounds_and_check_names_the_slowed_one(
         tmp_path, monkeypatch, base_without_slowdown):
     monkeypatch.setenv("BNN_BENCH_FAKE_SLOW", "vmap")
-    out = run_sweep(_fake_grid(), tmp_path / "out", rounds=4, round_seed=1, target="tests.fakes:paced_ok",
-                    progress=False, paired=base_without_slowdown)
+    out = run_paired_sweep(_fake_grid(), tmp_path / "out", base_without_slowdown, rounds=4, round_seed=1,
+                           target="tests.fakes:paced_ok", progress=False)
     cand_reps, base_reps = read_repeats(out), read_repeats(out / "base")
     timed = sum(split_repeats(c, PAIRED_SPLIT).repeats for c in _fake_grid())
     assert len(cand_reps) == len(base_reps) == timed == 24  # 4 repeats of 2 steps each cut in two, x3
@@ -132,36 +131,60 @@ def test_a_paired_sweep_writes_both_sides_in_the_same_rounds_and_check_names_the
     assert paired.loc[paired["config"] == "regression vmap sample S=2 cpu", "point"].iloc[0] == pytest.approx(1.5)
 
 
-def test_paired_timing_refuses_resume_and_fresh_workers(tmp_path):
-    tree = BaseTree(tmp_path, "0" * 40)
-    from bench.errors import UsageError
-    for kwargs in ({"rounds": None}, {"rounds": 4, "round_workers": "fresh"}, {"rounds": 4, "resume": True}):
-        with pytest.raises(UsageError, match="paired timing needs"):
-            run_sweep(_fake_grid(), tmp_path / "out", target="tests.fakes:paced_ok", progress=False, paired=tree,
-                      **kwargs)
+def test_paired_sweep_refuses_repeats_that_cannot_fill_its_rounds(tmp_path):
+    from bench.contract.errors import UsageError
+    from bench.gate.protocol import CURRENT
+
+    tree = BaseTree(tmp_path, "0" * 40, CURRENT)
+    with pytest.raises(UsageError, match="cannot fill 6 rounds"):
+        run_paired_sweep(_fake_grid(), tmp_path / "out", tree, rounds=6, target="tests.fakes:paced_ok", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_generations_split_the_rounds_into_contiguous_blocks():
-    from bench.rounds import generation_blocks
+    from bench.gate.paired import generation_blocks
     assert generation_blocks(12, 3) == [range(0, 4), range(4, 8), range(8, 12)]
     assert generation_blocks(2, 3) == [range(0, 1), range(1, 2)]
     assert [len(b) for b in generation_blocks(10, 3)] == [3, 4, 3]
 
 
-def test_base_and_later_workers_skip_counters_only_where_that_tree_can(tmp_path):
-    from bench.rounds import TIMING_ONLY_TARGET, _timing_only_target
-    from bench.worker import DEFAULT_TARGET
+def test_a_tree_declares_its_worker_protocol_and_older_trees_are_recognised(tmp_path):
+    import json
 
-    assert _timing_only_target(ROOT, DEFAULT_TARGET) == TIMING_ONLY_TARGET
-    old = tmp_path / "old" / "bench"
-    old.mkdir(parents=True)
-    (old / "measure.py").write_text("def measure_timing_only(config: BenchConfig) -> RunResult:\n")
-    assert _timing_only_target(tmp_path / "old", DEFAULT_TARGET) == DEFAULT_TARGET  # no pacer argument there
-    assert _timing_only_target(ROOT, "tests.fakes:paced_ok") == "tests.fakes:paced_ok"
+    from bench.gate.protocol import CURRENT, PROTOCOL_FILE, UnsupportedTree, declaration, tree_protocol
+    from bench.run.worker import DEFAULT_TARGET, TIMING_ONLY_TARGET
+
+    # This checkout's declaration is what its code does (so another checkout drives it right).
+    assert json.loads((ROOT / PROTOCOL_FILE).read_text()) == declaration()
+    assert tree_protocol(ROOT, "HEAD") == CURRENT
+    # A tree of the flat layout (protocol 1): its own module and targets; timing-only only from a76d5c6 on.
+    old = tmp_path / "old"
+    (old / "bench").mkdir(parents=True)
+    (old / "bench" / "rounds.py").write_text("")
+    v1 = tree_protocol(old, "a76d5c6259c1c80869b2bb7fce63d4df70ca4825")
+    assert (v1.version, v1.warm_worker, v1.measure) == (1, "bench.rounds", "bench.measure:measure")
+    assert v1.target(DEFAULT_TARGET, timing_only=True) == "bench.measure:measure_timing_only"
+    assert v1.target(DEFAULT_TARGET, timing_only=False) == "bench.measure:measure"
+    if _has_git_head():
+        before = tree_protocol(old, "3c4bc96e2fc44c0ef5c6cb57312f6763cd50bc07")  # no pacer in its timing-only
+        assert before.timing_only is None and before.target(DEFAULT_TARGET, timing_only=True) == "bench.measure:measure"
+    # Injected targets (tests' fakes) are the same module path on both sides; the built-ins translate.
+    assert v1.target("tests.fakes:paced_ok", timing_only=True) == "tests.fakes:paced_ok"
+    assert CURRENT.target(DEFAULT_TARGET, timing_only=True) == TIMING_ONLY_TARGET
+    with pytest.raises(UnsupportedTree, match="older than interleaved rounds"):
+        tree_protocol(tmp_path / "empty", "0" * 40)
+    newer = tmp_path / "newer"
+    (newer / "bench").mkdir(parents=True)
+    (newer / PROTOCOL_FILE).write_text(json.dumps(dict(declaration(), version=CURRENT.version + 1)))
+    with pytest.raises(UnsupportedTree, match="newer than this checkout"):
+        tree_protocol(newer, "0" * 40)
+    (newer / PROTOCOL_FILE).write_text("{not json")
+    with pytest.raises(UnsupportedTree, match="not a worker protocol"):
+        tree_protocol(newer, "0" * 40)
 
 
 def test_timing_only_measurement_is_paced_and_skips_the_counters():
-    from bench.measure import measure_timing_only
+    from bench.measure.step import measure_timing_only
 
     heard = []
 
@@ -222,7 +245,7 @@ def test_gate_trials_judge_the_combined_injection_only_when_both_are_caught_and_
 
 @needs_git
 def test_a_temporary_tree_is_removed_after_its_block():
-    from bench.base_tree import temporary_tree
+    from bench.gate.base_tree import temporary_tree
 
     with temporary_tree("HEAD") as tree:
         assert (tree.root / "bench" / "rounds.py").is_file()
@@ -250,7 +273,7 @@ def test_a_config_whose_base_side_failed_is_reported_unpaired_and_judged_as_with
 
 
 def test_relative_data_paths_become_absolute_for_workers_started_elsewhere(tmp_path, monkeypatch):
-    from bench.rounds import absolute_data_dir
+    from bench.gate.paired import absolute_data_dir
 
     monkeypatch.chdir(tmp_path)
     config = BenchConfig(impl="vmap", task="mnist", samples=2, data_dir="../shared/data/mnist")
@@ -266,20 +289,20 @@ def test_check_stops_with_exit_2_when_the_base_code_failed_on_a_config(tmp_path,
     unpaired; now the gate says so and fails."""
     if not _has_git_head():
         pytest.skip("not a git checkout: the base commit cannot be exported")
-    from bench.cli import main
+    from bench.cli.main import main
 
     tree = export_commit("HEAD", tmp_path / "base-code")
     fakes = tree.root / "tests" / "fakes.py"
     fakes.write_text(fakes.read_text() + "\nos.environ['BNN_BENCH_FAKE_DIE'] = 'vmap'\n")
-    out = run_sweep(_fake_grid(), tmp_path / "out", rounds=4, round_seed=1, target="tests.fakes:paced_ok",
-                    progress=False, paired=tree)
+    out = run_paired_sweep(_fake_grid(), tmp_path / "out", tree, rounds=4, round_seed=1,
+                           target="tests.fakes:paced_ok", progress=False)
     assert main(["check", str(out), str(out)]) == 2
     err = capsys.readouterr().err
     assert "did not run 1 config(s)" in err and "regression vmap sample S=2 cpu" in err and "--no-paired" in err
 
 
 def test_paired_workers_get_stable_malloc_settings_without_overriding_the_users():
-    from bench.rounds import PAIRED_GLIBC_TUNABLES, stable_malloc_environment
+    from bench.gate.paired import PAIRED_GLIBC_TUNABLES, stable_malloc_environment
 
     env = stable_malloc_environment({"PATH": "/bin"})
     assert env["GLIBC_TUNABLES"] == ":".join(f"{k}={v}" for k, v in PAIRED_GLIBC_TUNABLES)
@@ -290,17 +313,18 @@ def test_paired_workers_get_stable_malloc_settings_without_overriding_the_users(
 
 
 def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alternates(monkeypatch, tmp_path):
-    """A worker's history changes how fast it times (README, "The CI gate"): both sides of a pair
+    """A worker's history changes how fast it times (docs/ci-gate.md): both sides of a pair
     must have the same one, and neither side always starts its workers first."""
-    import bench.rounds as rounds
-    from bench.worker import DEFAULT_TARGET
+    import bench.gate.paired as paired
+    from bench.gate.protocol import CURRENT
+    from bench.run.worker import DEFAULT_TARGET, TIMING_ONLY_TARGET
     from tests.fakes import ok
 
     started, pinned = [], []
-    monkeypatch.setattr(rounds.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(paired.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
 
     class FakeWorker:
-        def __init__(self, config, target, timeout, env, cwd=None, cpus=None):
+        def __init__(self, config, target, timeout, env, cwd=None, cpus=None, module=None, protocol=None):
             self.config, self.side = config, cwd is not None
             started.append((config.impl, self.side, target, env["GLIBC_TUNABLES"]))
             pinned.append((config.impl, tuple(cpus or ())))
@@ -317,14 +341,14 @@ def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alt
         def close(self):
             pass
 
-    monkeypatch.setattr(rounds, "WarmWorker", FakeWorker)
+    monkeypatch.setattr(paired, "WarmWorker", FakeWorker)
     rows = []
-    rounds.run_rounds_paired(_fake_grid(), 6, 0, base_root=ROOT, target=DEFAULT_TARGET, timeout=None,
-                             write=rows.append, write_base=rows.append, generations=3)
+    paired.run_rounds_paired(_fake_grid(), 6, 0, base=BaseTree(ROOT, "0" * 40, CURRENT), target=DEFAULT_TARGET,
+                             timeout=None, write=rows.append, write_base=rows.append, generations=3)
     assert len(started) == 3 * 3 * 2 and len(rows) == 6
     per_generation = [started[k:k + 6] for k in range(0, 18, 6)]
     assert {t for _, _, t, _ in per_generation[0]} == {DEFAULT_TARGET}  # both sides count in generation 0
-    assert {t for g in per_generation[1:] for _, _, t, _ in g} == {rounds.TIMING_ONLY_TARGET}
+    assert {t for g in per_generation[1:] for _, _, t, _ in g} == {TIMING_ONLY_TARGET}
     firsts = [g[k][1] for g in per_generation for k in range(0, 6, 2)]  # base side first?
     assert 0 < sum(firsts) < len(firsts)
     assert all("glibc.malloc.mmap_threshold" in tunables for *_, tunables in started)
@@ -334,7 +358,7 @@ def test_both_sides_first_generation_runs_the_counting_steps_and_start_order_alt
 
 
 def test_pair_cpus_rotate_over_the_usable_cpus_and_leave_whole_machine_configs_unpinned():
-    from bench.rounds import pair_cpus
+    from bench.gate.paired import pair_cpus
 
     one = BenchConfig(impl="vmap", task="regression", samples=2, threads=1)
     assert [pair_cpus(one, slot, [2, 5, 7]) for slot in range(4)] == [[2], [5], [7], [2]]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import bnn_impls as B
-from bench.cli import main
-from bench.config import BenchConfig
-from bench.measure import measure
+from bench.cli.main import main
+from bench.contract.config import BenchConfig
+from bench.measure.step import measure
 from bnn_impls import peers, registry
 from bnn_impls.tasks import Dataset, TaskSpec
 

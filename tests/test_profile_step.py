@@ -1,12 +1,12 @@
-"""Profiler summaries (bench/profile_step.py) on the CPU, and the launch-gap arithmetic of the CUDA path."""
+"""Profiler summaries (bench/measure/profiler.py) on the CPU, and the launch-gap arithmetic of the CUDA path."""
 
 import csv
 
 import pytest
 
-from bench.config import BenchConfig
-from bench.profile_step import SUMMARY_COLUMNS, device_timeline, profile_config
-from bench.cli import main
+from bench.cli.main import main
+from bench.contract.config import BenchConfig
+from bench.measure.profiler import SUMMARY_COLUMNS, device_timeline, profile_config
 
 
 def test_device_timeline_merges_overlaps_and_measures_gaps():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bnn_impls as B
-from bench.config import BenchConfig
+from bench.contract.config import BenchConfig
 from bnn_impls import metrics
 from bnn_impls.init_schemes import FAN_IN_DEFAULT_SIGMA, InitScheme, inverse_softplus
 from bnn_impls.ood_data import invert, rotate

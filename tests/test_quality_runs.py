@@ -3,22 +3,21 @@ evaluations on hand-made predictors, and the quality analysis (time to accuracy)
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import bench.grid
-from bench.cli import main
-from bench.quality import FGSM_EPS, fgsm_accuracies, ood_rows
-from bench.quality_results import QualityWriter, counted_rows, final_attempts, latest_rows, read_table
-from bench.quality_schema import BAND_FILE, BAND_POINTS_FILE, FGSM_FILE, QUALITY_FILE
+import bench.grid.devices
+from bench.cli.main import main
+from bench.contract.quality_schema import BAND_FILE, BAND_POINTS_FILE, FGSM_FILE, QUALITY_FILE
+from bench.contract.quality_store import QualityWriter, counted_rows, final_attempts, latest_rows, read_table
+from bench.quality.run import FGSM_EPS, fgsm_accuracies, ood_rows
 from bnn_impls.ood_data import InputSet
 
 
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch):
-    monkeypatch.setattr(bench.grid, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(bench.grid.devices, "_cuda_count", lambda: 0)
 
 
 TRAIN = ["train", "--task", "regression", "--impl", "vmap,vmap_lrt", "--epochs", "2", "--test-samples", "4",
@@ -66,15 +65,26 @@ def test_init_and_prior_options_are_recorded_and_bad_ones_are_usage_errors(tmp_p
         assert not (tmp_path / "bad").exists()
 
 
-def test_a_failing_config_is_a_final_error_row_and_the_next_one_runs(tmp_path, capsys):
+def test_a_failing_config_is_a_final_error_row_and_the_next_one_runs(tmp_path, capsys, monkeypatch):
+    import bench.quality.trainer as trainer
+
     out = tmp_path / "q"
     code = main(["train", "--task", "regression", "--impl", "vmap", "--kl", "closed", "--prior", "mixture",
                  "--epochs", "1", "--out", str(out)])
     assert code == 2  # caught before anything runs: the combination is invalid
-    assert main(TRAIN[:4] + ["vmap", "--epochs", "1", "--test-samples", "2", "--dtype", "bfloat16", "--threads", "1",
-                             "--prior", "mixture", "--prior-sigma", "0.5", "--out", str(out)]) == 0
-    (row,) = read_table(out, QUALITY_FILE)
-    assert row["status"] == "error" and row["final"] == "true" and "prior_sigma" in row["error"]
+    real = trainer.build_config_training
+
+    def fails_for_one_sample(config):
+        if config.samples == 1:
+            raise RuntimeError("injected failure while building S=1")
+        return real(config)
+
+    monkeypatch.setattr(trainer, "build_config_training", fails_for_one_sample)
+    assert main(TRAIN[:4] + ["vmap", "--samples", "1,2", "--epochs", "1", "--test-samples", "2", "--threads", "1",
+                             "--out", str(out)]) == 0
+    failed, ran = read_table(out, QUALITY_FILE)
+    assert failed["status"] == "error" and failed["final"] == "true" and "injected failure" in failed["error"]
+    assert ran["samples"] == "2" and ran["status"] == "ok" and ran["final"] == "true"
 
 
 def _row(run_id, attempt, epoch, final, **kw):
@@ -188,7 +198,7 @@ def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_
 
 
 def test_a_peer_library_trains_and_is_evaluated_like_ours(tmp_path, capsys):
-    from bench.profiles import importable_peers
+    from bench.grid.profiles import importable_peers
 
     peers = [p for p in ("torchbnn", "blitz", "bayesian_torch_reparam") if p in importable_peers()]
     if not peers:

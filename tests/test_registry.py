@@ -3,10 +3,10 @@
 import pytest
 
 import bnn_impls as B
-from bench.config import BenchConfig
-from bench.errors import UsageError
-from bench.grid import Axes, expand
-from bench.measure import measure
+from bench.contract.config import BenchConfig
+from bench.contract.errors import UsageError
+from bench.grid.expand import Axes, expand
+from bench.measure.step import measure
 from bnn_impls import registry
 
 PLUGIN = "tests.plugins.sample_default"

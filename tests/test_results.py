@@ -7,13 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import BenchConfig
-from bench.errors import UsageError
-from bench.result import failure_result
-from bench.results import (
-    ResultsWriter, completed_run_ids, format_value, load_grid, read_meta, read_repeats, read_runs, runs_line,
+from bench.contract.config import BenchConfig
+from bench.contract.errors import UsageError
+from bench.contract.records import failure_result
+from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
+from bench.contract.store import (
+    ResultsWriter,
+    completed_run_ids,
+    format_value,
+    load_grid,
+    read_meta,
+    read_repeats,
+    read_runs,
+    runs_line,
 )
-from bench.schema import REPEATS_COLUMNS, RUNS_COLUMNS
 from tests import fakes
 
 CONFIG = BenchConfig("vmap", "regression", samples=2, steps=4, repeats=3)
@@ -60,7 +67,7 @@ def test_new_directory_gets_headers_and_rows_round_trip_through_pandas(tmp_path)
 
 
 def test_repeats_are_written_before_the_runs_row(tmp_path, monkeypatch):
-    import bench.results as results
+    import bench.contract.store as results
 
     order = []
     real = results._append
@@ -70,7 +77,7 @@ def test_repeats_are_written_before_the_runs_row(tmp_path, monkeypatch):
 
 
 def test_each_row_is_a_single_write(tmp_path, monkeypatch):
-    import bench.results as results
+    import bench.contract.store as results
 
     writes = []
     real = results.os.write
@@ -147,7 +154,7 @@ def test_read_repeats_drops_orphans_and_keeps_the_last_repeats_of_a_rerun(tmp_pa
     writer = make_writer(tmp_path)
     killed = CONFIG.replace(samples=7)
     # a config killed after its repeats were written, before its runs row: orphans
-    import bench.results as results
+    import bench.contract.store as results
 
     results._append(writer.repeats_path, results.repeats_lines(killed.run_id, [(9.0, 4)] * 3))
     results._append(writer.repeats_path, results.repeats_lines(CONFIG.run_id, [(8.0, 4)] * 3))

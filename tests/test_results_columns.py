@@ -2,9 +2,9 @@
 
 import pytest
 
-from bench.errors import UsageError
-from bench.results import ResultsWriter, read_runs
-from bench.schema import RUNS_COLUMNS
+from bench.contract.errors import UsageError
+from bench.contract.schema import RUNS_COLUMNS
+from bench.contract.store import ResultsWriter, read_runs
 
 
 def _old_dir(tmp_path, drop=2):
@@ -25,7 +25,7 @@ def test_an_earlier_versions_runs_csv_reads_with_the_new_columns_empty(tmp_path)
 
 def test_an_earlier_versions_directory_resumes_in_its_own_columns(tmp_path):
     """A resumed old directory gets rows in its own (shorter) header, so every line keeps its field count."""
-    from bench.result import RunResult
+    from bench.contract.records import RunResult
 
     d = _old_dir(tmp_path)
     writer = ResultsWriter(d, resume=True)

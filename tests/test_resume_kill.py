@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench.provenance import PROJECT_ROOT
-from bench.results import load_grid, read_repeats, read_runs
+from bench.contract.provenance import CODE_ROOT
+from bench.contract.store import load_grid, read_repeats, read_runs
 
 N_CONFIGS = 8
-SWEEP = [sys.executable, str(PROJECT_ROOT / "run_bench.py"), "sweep", "--profile", "paper", "--task", "regression",
+SWEEP = [sys.executable, str(CODE_ROOT / "run_bench.py"), "sweep", "--profile", "paper", "--task", "regression",
          "--impl", "vmap", "--samples", f"1:{N_CONFIGS}", "--steps", "1", "--repeats", "2",
          "--target", "tests.fakes:slowish_ok"]
 
@@ -39,7 +39,7 @@ def workers_of(pid: int) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"bench.worker" in cmdline:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"bench.run.worker" in cmdline:
                 found.append(int(entry.name))
     return found
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 import torchbnn
-from torch import nn
 
 from bnn_impls.objective import LossTerms, check_samples
 from bnn_impls.own_training import Training

@@ -1,0 +1,63 @@
+"""`bnn-bench analyze DIR [DIR ...]`: slopes, KL cost, speedup tables, figures and report.md from one results
+directory, or from several merged into one report (a machine column tells their rows apart)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from bench.contract.errors import UsageError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "analyze", help="tables, figures and report.md from a results directory",
+        description="Per-sample slopes with confidence intervals, speedup tables (beside a reference run's, "
+                    "if given), figures and report.md, from a results directory written by `sweep`.",
+    )
+    parser.add_argument("dirs", metavar="DIR", nargs="+",
+                        help="results directory (holds runs.csv); several are merged into one report (needs --out)")
+    parser.add_argument("--reference", metavar="DIR", help="a results directory to compare with (e.g. the report's A100 run)")
+    parser.add_argument("--out", metavar="DIR", help="where tables, figures and report.md go (default: DIR; required "
+                                                    "with several DIRs)")
+    parser.add_argument("--prefer", metavar="newest|DIR",
+                        help="with several DIRs, which row to keep when the same config on the same machine was "
+                             "measured by different code (git_commit): the newest, or the one in DIR")
+    parser.add_argument("--target-error", type=float, metavar="E",
+                        help="test error that time to accuracy is measured to, for quality runs (default 0.025)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None) -> Path:
+    """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib.
+
+    `results_dir`: one directory, or a list (several are merged; one is analyzed as itself)."""
+    import analysis
+
+    extra = {} if target_error is None else {"target_error": target_error}  # only quality runs use it
+    if isinstance(results_dir, (list, tuple)) and len(results_dir) > 1:
+        return Path(analysis.analyze([Path(d) for d in results_dir], reference_dir=_path(reference_dir),
+                                     out_dir=_path(out_dir), prefer=prefer, **extra))
+    if isinstance(results_dir, (list, tuple)):
+        results_dir = results_dir[0]
+    if prefer is not None:
+        raise UsageError("--prefer only applies to several directories: drop it, or give more than one DIR")
+    return Path(analysis.analyze(Path(results_dir), reference_dir=_path(reference_dir), out_dir=_path(out_dir),
+                                 **extra))
+
+
+def _path(value) -> Optional[Path]:
+    return Path(value) if value is not None else None
+
+
+def run(args) -> int:
+    if len(args.dirs) > 1 and not args.out:
+        raise UsageError("analyze of several directories needs --out DIR: where the merged report goes "
+                         "(each directory keeps its own report)")
+    if args.target_error is not None and not 0 < args.target_error < 1:
+        raise UsageError(f"--target-error is a fraction of the test set, got {args.target_error}: e.g. 0.025")
+    report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error)
+    print(f"report: {report}")
+    return 0

@@ -1,0 +1,49 @@
+"""The default job (no command): `sweep --profile quick` on every device found here, then `analyze`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.args import resolve_out
+from bench.cli.cmd_analyze import run_analysis
+from bench.cli.cmd_sweep import add_run_options, sweep
+from bench.contract.provenance import CODE_ROOT
+from bench.grid.devices import available_devices
+from bench.grid.parse import parse_bytes
+from bench.grid.profiles import DEFAULT_PROFILE, Common, Overrides, build_grid, get_profile
+
+#: The report's own measurements, shipped with the project, that `analyze` puts beside ours: under the
+#: working directory's results/ (a clone), else beside the code (an editable install run elsewhere).
+REFERENCE = Path("results") / "reference_a100"
+
+
+def reference_dir():
+    for candidate in (REFERENCE, CODE_ROOT / REFERENCE):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+DESCRIPTION = (
+    f"Without a command: measure the {DEFAULT_PROFILE!r} profile on every device found here, each config in "
+    "its own process, then analyze it; prints where runs.csv, report.md and the figures are."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The default job's options, on the top-level parser (`bnn-bench --out DIR`)."""
+    add_run_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    profile = get_profile(DEFAULT_PROFILE)
+    memory_limit = parse_bytes(args.memory_limit) if args.memory_limit else None
+    common = Common(devices=available_devices(), data_dir=args.data_dir, memory_limit_bytes=memory_limit)
+    configs = build_grid(profile, Overrides(), common)
+    out = resolve_out(args, profile.name)
+    sweep(configs, out, args, profile.name)
+    report = run_analysis(out, reference_dir=reference_dir())
+    print(f"report:  {report}")
+    print(f"figures: {Path(report).parent / 'figures'}")
+    return 0

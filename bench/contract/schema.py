@@ -1,0 +1,88 @@
+"""The results-directory format of contract.md, as data.
+
+Kept free of torch (and of everything but the standard library) so `analysis/` can import it on a
+machine that has only pandas, scipy and matplotlib.
+"""
+
+RUNS_FILE = "runs.csv"
+REPEATS_FILE = "repeats.csv"
+META_FILE = "meta.json"
+
+#: Final statuses of a config. A row with one of these is final: `--resume` does not run it again.
+STATUSES = ("ok", "oom", "timeout", "error", "skipped")
+
+#: Columns of runs.csv, in file order. The contract names a minimum; the extra ones
+#: (`warmup_steps`, `steps_timed`, `flops_per_step`, `cpu_model`) say how a row was produced.
+RUNS_COLUMNS = (
+    "run_id",
+    "impl",
+    "task",
+    "kl",
+    "prior",
+    "n_mc",
+    "samples",
+    "batch_size",
+    "device",
+    "device_name",
+    "dtype",
+    "threads",
+    "seed",
+    "status",
+    "error",
+    "repeats",
+    "warmup_steps",
+    "steps_timed",
+    "step_s_median",
+    "step_s_iqr",
+    "step_s_min",
+    "steps_per_epoch",
+    "epoch_s",
+    "epoch_measured",
+    "graph_bytes",
+    "peak_allocated_bytes",
+    "peak_reserved_bytes",
+    "nvml_used_bytes",
+    "energy_j_per_step",
+    "rss_peak_bytes",
+    "final_loss",
+    "flops_per_step",
+    "cpu_model",
+    "torch_version",
+    "git_commit",
+    "timestamp",
+    # Prior parameters, recorded in every row (the prior named in `prior` uses its own).
+    "prior_sigma",
+    "mixture_pi",
+    "mixture_sigma1",
+    "mixture_sigma2",
+    # What the loss multiplied the KL by, and how it differs from our ELBO (peer libraries; "" for ours).
+    "kl_weight",
+    "loss_note",
+    # Speed levers (bench/training/levers.py) and throughput against the GPU's datasheet peaks (bench/measure/gpu_peaks.py).
+    "step_mode",
+    "precision",
+    "optimizer",
+    "achieved_tflops",
+    "mfu_fp32",
+    "mfu_tf32",
+    "mfu_bf16",
+    # Deterministic cost counters (bench/measure/counters.py), gated tightly by `check`.
+    "aten_ops_per_step",
+    "alloc_bytes_per_step",
+    "instructions_per_step",
+    "instructions_note",
+    # Posterior initialization (bnn_impls/init_schemes.py).
+    "init",
+    "init_sigma",
+    "data",
+    "model",
+)
+
+#: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
+REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
+#: Files written before columns were appended (a header that is a prefix of these) are still read,
+#: the newer columns empty, and a resumed one is appended to in its own columns.
+
+#: Per-config ATen operator counts of one step, long format (bench/measure/counters.py).
+OPS_FILE = "ops.csv"
+OPS_COLUMNS = ("run_id", "op", "count")

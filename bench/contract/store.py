@@ -1,0 +1,361 @@
+"""A results directory (contract.md): runs.csv, repeats.csv and meta.json, written crash-safely.
+
+Every row (and every config's group of repeat rows) is one `os.write` on an `O_APPEND` descriptor
+followed by fsync, so a sweep killed at any instant leaves whole lines only, and what was written
+stays. A config's repeats are written before its runs row: a final runs row implies its repeats
+exist; a crash between the two leaves orphan repeats, which `read_repeats` ignores.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from bench.contract.config import BenchConfig
+from bench.contract.errors import UsageError
+from bench.contract.provenance import now_iso
+from bench.contract.records import RunResult
+from bench.contract.schema import (
+    META_FILE,
+    OPS_COLUMNS,
+    OPS_FILE,
+    REPEATS_COLUMNS,
+    REPEATS_FILE,
+    RUNS_COLUMNS,
+    RUNS_FILE,
+    STATUSES,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def format_value(value) -> str:
+    """One CSV field: empty for missing, true/false, floats at full (repr) precision, text on one line."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars, 0-d tensors
+        value = value.item()
+        if isinstance(value, bool):
+            return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back to the same float; nan/inf as pandas reads them
+    # Newlines inside a quoted field would make one record span two lines, and line-based
+    # readers (and the corruption check) rely on one record per line.
+    return " ".join(str(value).splitlines())
+
+
+def format_line(values: Sequence) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([format_value(v) for v in values])
+    return buffer.getvalue().encode()
+
+
+def runs_line(row: dict, columns: Sequence[str] = RUNS_COLUMNS) -> bytes:
+    """A runs.csv line in schema order; missing columns empty, keys outside the schema not written.
+
+    `columns`: the header of the file appended to (an older file has fewer, see `_read_table`)."""
+    return format_line([row.get(column) for column in columns])
+
+
+def repeats_lines(run_id: str, repeats: Iterable, rounds: Sequence[int] = (), *, with_round: bool = True) -> bytes:
+    """repeats.csv lines; `round` empty where the repeats were not timed in interleaved rounds.
+    `with_round=False` writes the old four columns (appending to a file written before rounds)."""
+    repeats = list(repeats)
+    rounds = list(rounds) if rounds else [None] * len(repeats)
+    return b"".join(format_line((run_id, i, float(seconds), int(steps)) + ((r,) if with_round else ()))
+                    for i, ((seconds, steps), r) in enumerate(zip(repeats, rounds)))
+
+
+def ops_lines(run_id: str, op_counts: dict) -> bytes:
+    return b"".join(format_line((run_id, op, int(count))) for op, count in sorted(op_counts.items()))
+
+
+def _header(path: Path) -> tuple:
+    with open(path, newline="") as f:
+        return tuple(next(csv.reader([f.readline()]), []))
+
+
+def _append(path: Path, data: bytes) -> None:
+    """One write of whole lines, durable before returning: a kill never leaves half a line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # regular files do not short-write short of a full disk; say so if one did
+            raise OSError(f"short write to {path}: {written} of {len(data)} bytes (disk full?)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_csv_row(path: Path, row: dict, columns: Sequence[str]) -> None:
+    """`row` as one CSV line under `columns` (missing values empty), the header first when the file
+    is new: one durable write, as the results files get (logs and summaries beside them)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns), restval="")
+    if not Path(path).exists():
+        writer.writeheader()
+    writer.writerow(row)
+    _append(Path(path), text.getvalue().encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _corrupt(path: Path, line: int, why: str) -> UsageError:
+    return UsageError(f"{path} line {line} is corrupt ({why}): move the file away or start a new --out")
+
+
+def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
+    """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
+
+    A header that is a leading part of `columns` was written by an earlier version (columns are only
+    ever appended); its rows read with the newer columns empty (see `_known_header`)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise _corrupt(path, line, "not UTF-8 text") from None
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
+    lines.pop()
+    header = next(csv.reader([lines[0]])) if lines else []
+    if not _known_header(header, columns):
+        raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+    missing = {c: "" for c in columns[len(header):]}
+    rows = []
+    missing = {column: "" for column in columns[len(header):]}
+    for number, line in enumerate(lines[1:], start=2):
+        fields = next(csv.reader([line]), [])
+        if len(fields) != len(header):
+            raise _corrupt(path, number, f"{len(fields)} fields instead of {len(header)}")
+        rows.append({**dict(zip(header, fields)), **missing})
+    return rows
+
+
+#: A header may stop short of the current schema: columns are only ever appended, so a file written
+#: by an older version is a prefix of it (its rows read with the newer columns empty). It must reach
+#: at least the columns every reader relies on.
+_MIN_HEADER = {RUNS_COLUMNS: RUNS_COLUMNS.index("repeats") + 1, REPEATS_COLUMNS: 4}  # run_id .. steps
+
+
+def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
+    columns = tuple(columns)
+    shortest = _MIN_HEADER.get(columns, len(columns))
+    return shortest <= len(header) <= len(columns) and tuple(header) == columns[: len(header)]
+
+
+def read_runs(out_dir) -> list[dict]:
+    """runs.csv as a list of {column: text}, validated: header, field counts, statuses, repeat counts."""
+    path = Path(out_dir) / RUNS_FILE
+    rows = _read_table(path, RUNS_COLUMNS)
+    for number, row in enumerate(rows, start=2):
+        if row["status"] not in STATUSES:
+            raise _corrupt(path, number, f"status {row['status']!r} is not one of {', '.join(STATUSES)}")
+        if not row["run_id"]:
+            raise _corrupt(path, number, "empty run_id")
+        if not row["repeats"].isdigit():
+            raise _corrupt(path, number, f"repeats {row['repeats']!r} is not a count")
+    return rows
+
+
+def read_repeats(out_dir) -> list[dict]:
+    """The repeats that belong to final runs rows: {run_id, repeat (int), seconds (float), steps (int),
+    round (int, or None where the repeats were not timed in interleaved rounds)}.
+
+    Orphans are dropped: rows of a run_id without a runs row (killed before it), and, where a
+    config was re-run after such a kill, all but the last `repeats` rows of its run_id.
+    """
+    path = Path(out_dir) / REPEATS_FILE
+    raw = _read_table(path, REPEATS_COLUMNS)
+    by_run: dict[str, list[dict]] = {}
+    for number, row in enumerate(raw, start=2):
+        try:
+            parsed = {"run_id": row["run_id"], "repeat": int(row["repeat"]),
+                      "seconds": float(row["seconds"]), "steps": int(row["steps"]),
+                      "round": int(row["round"]) if row["round"] != "" else None}
+        except ValueError:
+            raise _corrupt(path, number, "repeat, seconds, steps or round is not a number") from None
+        by_run.setdefault(row["run_id"], []).append(parsed)
+    kept = []
+    for run in read_runs(out_dir):
+        n = int(run["repeats"])
+        if n:
+            kept += by_run.get(run["run_id"], [])[-n:]
+    return kept
+
+
+def read_ops(out_dir) -> dict[str, dict[str, int]]:
+    """ops.csv as {run_id: {operator: count}} for the configs with a final runs row (the last
+    group of a run_id counts, as for repeats); empty where the file is absent (older runs)."""
+    path = Path(out_dir) / OPS_FILE
+    groups: dict[str, list[dict]] = {}
+    previous = None
+    for number, row in enumerate(_read_table(path, OPS_COLUMNS), start=2):
+        try:
+            count = int(row["count"])
+        except ValueError:
+            raise _corrupt(path, number, "count is not a number") from None
+        if row["run_id"] != previous:  # a new group: a re-run after a crash replaces the earlier one
+            groups[row["run_id"]] = []
+            previous = row["run_id"]
+        groups[row["run_id"]].append({row["op"]: count})
+    final = {row["run_id"] for row in read_runs(out_dir)} if groups else set()
+    return {run_id: {k: v for d in rows for k, v in d.items()} for run_id, rows in groups.items() if run_id in final}
+
+
+def completed_run_ids(out_dir) -> set[str]:
+    """run_ids that already have a final row: `--resume` does not run them again."""
+    return {row["run_id"] for row in read_runs(out_dir)}
+
+
+# ---------------------------------------------------------------------------------------------
+# meta.json
+
+
+def write_meta(out_dir, meta: dict) -> None:
+    """Atomically (write a temporary file, fsync, rename): a reader sees the old or the new meta, never half."""
+    path = Path(out_dir) / META_FILE
+    tmp = path.with_name(f".{META_FILE}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_meta(out_dir) -> dict:
+    path = Path(out_dir) / META_FILE
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found: is {out_dir} a results directory written by `bnn-bench sweep`?") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): move it away or re-run the sweep") from None
+
+
+def load_grid(out_dir) -> list[BenchConfig]:
+    """The configs a sweep was asked to run, as recorded in meta.json (so `check` can re-run exactly them)."""
+    meta = read_meta(out_dir)
+    try:
+        return [BenchConfig.from_dict(d) for d in meta["grid"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{Path(out_dir) / META_FILE} has no usable grid ({e}): re-run the sweep") from None
+
+
+def merge_grid(recorded: list[dict], configs: Sequence[BenchConfig]) -> list[dict]:
+    """The recorded grid plus any config it lacks (a resume with more flags), order kept."""
+    known = {BenchConfig.from_dict(d).run_id for d in recorded}
+    return list(recorded) + [c.to_dict() for c in configs if c.run_id not in known]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class ResultsWriter:
+    """Owns one results directory: created fresh, or reopened (validated) for `--resume`.
+
+    Refuses a non-empty directory without `resume`, and an unwritable one, before anything is measured.
+    """
+
+    def __init__(self, out_dir, *, resume: bool = False):
+        self.dir = Path(out_dir)
+        self.runs_path = self.dir / RUNS_FILE
+        self.repeats_path = self.dir / REPEATS_FILE
+        self.meta_path = self.dir / META_FILE
+        self.ops_path = self.dir / OPS_FILE
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UsageError(f"--out {self.dir} is a file, not a directory: choose another --out")
+        nonempty = self.dir.exists() and any(self.dir.iterdir())
+        if nonempty and not resume:
+            raise UsageError(f"--out {self.dir} exists and is not empty: pass --resume to continue it, "
+                             "or choose a new --out")
+        self._ensure_writable()
+        #: True when the directory already held results (a resumed sweep), False for a fresh one.
+        self.resumed = nonempty and self.runs_path.exists()
+        if nonempty:
+            # Validate everything before the first append, so a corrupt file is never appended to.
+            read_repeats(self.dir)
+        for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS),
+                              (self.ops_path, OPS_COLUMNS)):
+            if not path.exists() or path.stat().st_size == 0:
+                _append(path, format_line(columns))
+        # A resumed directory from before columns were appended keeps its own (shorter) header: rows match it.
+        self.runs_columns = _header(self.runs_path)
+        self._repeats_with_round = "round" in _header(self.repeats_path)
+
+    def _ensure_writable(self) -> None:
+        """Create the directory and a probe file: the only reliable test (permissions lie for root)."""
+        probe = self.dir / f".write-test-{os.getpid()}"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): choose a writable directory") from None
+
+    def completed_run_ids(self) -> set[str]:
+        return completed_run_ids(self.dir)
+
+    def append(self, result: RunResult) -> None:
+        """Repeats and operator counts first, then the final runs row: each one write + fsync."""
+        run_id = result.row["run_id"]
+        if result.repeats:
+            _append(self.repeats_path, repeats_lines(run_id, result.repeats, result.rounds,
+                                                     with_round=self._repeats_with_round))
+        if result.op_counts:
+            _append(self.ops_path, ops_lines(run_id, result.op_counts))
+        _append(self.runs_path, runs_line(result.row, self.runs_columns))
+
+    # meta.json -----------------------------------------------------------------------------
+
+    def start_meta(self, *, configs: Sequence[BenchConfig], profile: Optional[str], argv: Optional[Sequence[str]],
+                   machine: dict, executor: str) -> dict:
+        """A fresh meta.json; on resume, the original one with a `resumed_at` entry (and any new configs)."""
+        if self.meta_path.exists():
+            meta = read_meta(self.dir)
+            entry = {"time": now_iso(), "argv": list(argv or []), "executor": executor}
+            if machine != meta.get("machine"):  # resumed elsewhere: its rows were measured on another machine
+                entry["machine"] = machine
+            meta.setdefault("resumed_at", []).append(entry)
+            meta["grid"] = merge_grid(meta.get("grid", []), configs)
+        else:
+            meta = {
+                "machine": machine,
+                "profile": profile,
+                "argv": list(argv or []),
+                "executor": executor,
+                "start_time": now_iso(),
+                "end_time": None,
+                "grid": [c.to_dict() for c in configs],
+            }
+        write_meta(self.dir, meta)
+        return meta
+
+    def record_rounds(self, meta: dict, *, rounds: int, seed: int, workers: str) -> dict:
+        """How the timing was interleaved, so `check` can re-run a baseline the same way."""
+        meta = dict(meta, rounds=rounds, round_seed=seed, round_workers=workers)
+        write_meta(self.dir, meta)
+        return meta
+
+    def finish_meta(self, meta: dict, *, interrupted: bool = False) -> dict:
+        meta = dict(meta, end_time=now_iso())
+        if interrupted:
+            meta["interrupted_at"] = meta["end_time"]
+        write_meta(self.dir, meta)
+        return meta
