@@ -13,11 +13,11 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
     with `prefer` ("newest" or one of them) settling a config measured twice by different code.
     A directory of quality runs (quality.csv, from `bnn-bench train`) gets its quality section:
     in a report of its own when it has no runs.csv, appended to report.md when it has both; several
-    directories of quality runs only are merged into `out_dir` (analysis.quality.merge_quality_dirs).
+    directories of quality runs only are merged into `out_dir` (analysis.quality_report.merge_quality_dirs).
     """
     from pathlib import Path
 
-    from analysis import quality
+    from analysis import quality_report as quality
     from analysis.report import analyze as _analyze
 
     target = quality.DEFAULT_TARGET_ERROR if target_error is None else target_error

@@ -48,7 +48,7 @@ def _marker(frame: pd.DataFrame, machine: str) -> str:
     return styles[names.index(machine) % len(styles)]
 
 
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
@@ -97,7 +97,7 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"Training time per epoch against samples — {machine}", fontsize=11)
-    return _save(fig, out_dir, "epoch_time_vs_samples")
+    return save_figure(fig, out_dir, "epoch_time_vs_samples")
 
 
 def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
@@ -126,7 +126,7 @@ def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> l
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"Speedup against the sequential loop (95% bootstrap intervals) — {machine}", fontsize=11)
-    return _save(fig, out_dir, "speedup_vs_samples")
+    return save_figure(fig, out_dir, "speedup_vs_samples")
 
 
 def kl_cost_vs_n_mc(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
@@ -158,4 +158,4 @@ def kl_cost_vs_n_mc(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Pat
     axes[0].set_title("time against n_mc", fontsize=10)
     axes[1].set_title("autograd memory against n_mc", fontsize=10)
     fig.suptitle(f"KL estimators: cost of more Monte Carlo draws — {machine}", fontsize=11)
-    return _save(fig, out_dir, "kl_cost_vs_n_mc")
+    return save_figure(fig, out_dir, "kl_cost_vs_n_mc")

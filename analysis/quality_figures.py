@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.figures import _save
+from analysis.figures import save_figure
 
 
 def _names(configs: pd.DataFrame) -> pd.Series:
@@ -34,7 +34,7 @@ def error_curves(quality: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) ->
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle("MNIST test error of the predictive mixture", fontsize=11)
-    return _save(fig, out_dir, "quality_test_error")
+    return save_figure(fig, out_dir, "quality_test_error")
 
 
 def top_class_histograms(hist: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -72,7 +72,7 @@ def top_class_histograms(hist: pd.DataFrame, configs: pd.DataFrame, out_dir: Pat
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.suptitle("Probability of the predicted class over posterior samples: MNIST (blue) vs each set (red)", fontsize=10)
-    return _save(fig, out_dir, "ood_top_class_probability")
+    return save_figure(fig, out_dir, "ood_top_class_probability")
 
 
 def fgsm_curves(fgsm: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -92,7 +92,7 @@ def fgsm_curves(fgsm: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> lis
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Accuracy under FGSM (MNIST test set)", fontsize=10)
-    return _save(fig, out_dir, "fgsm_accuracy")
+    return save_figure(fig, out_dir, "fgsm_accuracy")
 
 
 def regression_bands(band: pd.DataFrame, points: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -117,4 +117,4 @@ def regression_bands(band: pd.DataFrame, points: pd.DataFrame, configs: pd.DataF
     axes[0][0].set_ylabel("y")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Regression: predictive mean and 95% band (grey: the training inputs' range)", fontsize=10)
-    return _save(fig, out_dir, "regression_band")
+    return save_figure(fig, out_dir, "regression_band")

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
+from analysis import maxnmc_table
 from analysis.errors import AnalysisInputError
 from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
+from analysis.markdown import fmt_cell, markdown_table
 from analysis.peers import has_others, impl_order, loss_table, peer_table
 from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
-
-
-def _fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
-        return ""
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub table (pandas' to_markdown needs tabulate, which we do not depend on)."""
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(_fmt(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+from analysis.throughput import throughput_section
 
 
 def _spread(results: Results) -> pd.DataFrame:
@@ -141,39 +124,17 @@ def _header(results: Results, machine: str) -> list[str]:
     return lines
 
 
-def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
-    """`results_dir`: one results directory, or a list of several to merge into one report (then
-    `out_dir` is required, and `prefer` settles configs measured twice by different code)."""
-    results = _load(results_dir, out_dir, prefer)
-    out = Path(out_dir) if out_dir is not None else results.directory
-    out.mkdir(parents=True, exist_ok=True)
-    reference = load_results(reference_dir) if reference_dir is not None else None
-    machine = machine_summary(results)
-    ok = results.ok
-    with_machine = results.runs["machine"].nunique() > 1
+def _reference_label(reference: Optional[Results]) -> str:
+    if reference is None:
+        return ""
+    names = reference.runs["device_name"].dropna().unique() if "device_name" in reference.runs else []
+    return names[0] if len(names) else str(reference.directory.name)
 
-    slopes, notes = fit_slopes(ok, requested=results.runs)
-    slopes.to_csv(out / "slopes.csv", index=False)
-    kl_cost, kl_notes = fit_kl_cost(results.runs)
-    kl_cost.to_csv(out / "kl_cost.csv", index=False)
-    speedups = speedup_table(ok, repeat_epoch_seconds(results))
-    speedups.to_csv(out / "speedups.csv", index=False)
 
-    from analysis import figures  # matplotlib only now
-
-    fig_dir = out / "figures"
-    ref_label = ""
-    if reference is not None:
-        names = reference.runs["device_name"].dropna().unique() if "device_name" in reference.runs else []
-        ref_label = names[0] if len(names) else str(reference.directory.name)
-    figure_paths = figures.epoch_time_vs_samples(ok, _spread(results), machine, fig_dir,
-                                                 reference.ok if reference is not None else None, ref_label)
-    figure_paths += figures.speedup_vs_samples(speedups, machine, fig_dir)
-    figure_paths += figures.kl_cost_vs_n_mc(results.runs, machine, fig_dir)
-
-    lines = _header(results, machine)
-    lines += ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
-
+def _table1_section(results: Results, slopes: pd.DataFrame, notes: list, reference: Optional[Results],
+                    ref_label: str, machine: str, with_machine: bool) -> list[str]:
+    """Table 1: the per-sample slopes, beside the reference's where there is one."""
+    ok, lines = results.ok, []
     # A run that never varied S (a max-n_mc search, a KL-estimator study) has no Table 1 to miss.
     varied_s = len(slopes) > 0 or bool(notes) or ok.groupby(["task", "impl"])["samples"].nunique().gt(1).any()
     if varied_s:
@@ -194,8 +155,11 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
                              f"({r['slope_s_per_sample']:.3g} s vs {r['reference_slope']:.3g} s per sample).")
     elif varied_s:
         lines.append("No slope could be fitted (a slope needs at least 3 values of S with status ok).")
-    lines += [f"- Not fitted: {n}" for n in notes]
+    return lines + [f"- Not fitted: {n}" for n in notes]
 
+
+def _kl_cost_section(kl_cost: pd.DataFrame, kl_notes: list, with_machine: bool) -> list[str]:
+    lines = []
     if len(kl_cost) or kl_notes:
         lines += ["", "## KL estimators: cost of each extra Monte Carlo draw (n_mc)", ""]
     if len(kl_cost):
@@ -204,69 +168,112 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
                   "(the same fit and 95% t interval as Table 1; `kl_cost.csv`). R² is empty where the metric does not "
                   "change at all (deterministic memory)."]
         lines += [""] + [f"- {s}" for s in kl_cost_sentences(kl_cost)]
-    lines += [f"- Not fitted: {n}" for n in kl_notes]
+    return lines + [f"- Not fitted: {n}" for n in kl_notes]
 
-    lines += ["", "## Table 2: seconds per epoch for each number of samples", ""]
+
+def _table2_section(ok: pd.DataFrame, reference: Optional[Results], with_machine: bool) -> list[str]:
+    lines = ["", "## Table 2: seconds per epoch for each number of samples", ""]
     if len(ok):
         t2 = _table2(ok, reference.ok if reference is not None else None, with_machine)
         lines += [markdown_table(t2), ""]
         measured = ok["epoch_measured"].astype(str).str.lower().eq("true")
         lines.append(f"Epoch times of {int(measured.sum())} config(s) were timed over whole epochs; "
                      f"{int((~measured).sum())} were extrapolated as median step time x steps per epoch.")
+    return lines
 
-    lines += ["", "## Speedups over sequential", ""]
-    if len(speedups):
-        lines += [markdown_table(speedups if with_machine else speedups.drop(columns="machine")), "",
-                  "Ratios of sequential's epoch time (or slope) to each implementation's, measured in the same run; "
-                  "95% intervals from a seeded bootstrap over repeats (empty where a config has no repeats)."]
-        best = speedups[speedups["kind"] == "epoch_time"].sort_values("samples").groupby(
-            ["task", "device", "machine", "impl"], dropna=False).tail(1)
-        for _, r in best.iterrows():
-            lines.append(f"- At S = {int(r['samples'])}, {r['impl']} trains {r['task']} on {r['device']} "
-                         f"{r['ratio']:.2f}x as fast as sequential [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}].")
-    else:
-        lines.append("No speedup: the run has no sequential baseline at matching S.")
 
-    if has_others(ok):
-        reps = repeat_epoch_seconds(results)
-        lines += ["", "## Beside the libraries: every implementation at the largest common S", ""]
-        for task in ok["task"].unique():
-            table = peer_table(ok, reps, task=task)
-            if len(table):
-                lines += [f"{task}:", "", markdown_table(table), ""]
-                lines += [f"- {s}" for s in peer_sentences(table, machine)] + [""]
-        lines += ["Time / vmap_lrt's: step time over vmap_lrt's in this run; in a run timed in interleaved rounds "
-                  "the median of the per-round ratios with a 95% bootstrap interval over rounds (`interval over`: "
-                  "rounds), else the ratio of medians with an interval over repeats. Each library trains with its own layers, loss and prior (table below); the "
-                  "KL weight is what its loss multiplies the KL by.", ""]
-        losses = loss_table(ok)
-        if len(losses):
-            lines += ["### How each loss differs from ours", "", markdown_table(losses, digits=4)]
+def _speedups_section(speedups: pd.DataFrame, with_machine: bool) -> list[str]:
+    lines = ["", "## Speedups over sequential", ""]
+    if not len(speedups):
+        return lines + ["No speedup: the run has no sequential baseline at matching S."]
+    lines += [markdown_table(speedups if with_machine else speedups.drop(columns="machine")), "",
+              "Ratios of sequential's epoch time (or slope) to each implementation's, measured in the same run; "
+              "95% intervals from a seeded bootstrap over repeats (empty where a config has no repeats)."]
+    best = speedups[speedups["kind"] == "epoch_time"].sort_values("samples").groupby(
+        ["task", "device", "machine", "impl"], dropna=False).tail(1)
+    for _, r in best.iterrows():
+        lines.append(f"- At S = {int(r['samples'])}, {r['impl']} trains {r['task']} on {r['device']} "
+                     f"{r['ratio']:.2f}x as fast as sequential [{fmt_cell(r['ci_low'])}, {fmt_cell(r['ci_high'])}].")
+    return lines
 
-    lines += ["", "## Memory", "", markdown_table(_memory_table(ok, with_machine)), "",
-              "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "
-              "where they apply."]
+
+def _peers_section(results: Results, machine: str) -> list[str]:
+    ok = results.ok
+    if not has_others(ok):
+        return []
+    reps = repeat_epoch_seconds(results)
+    lines = ["", "## Beside the libraries: every implementation at the largest common S", ""]
+    for task in ok["task"].unique():
+        table = peer_table(ok, reps, task=task)
+        if len(table):
+            lines += [f"{task}:", "", markdown_table(table), ""]
+            lines += [f"- {s}" for s in peer_sentences(table, machine)] + [""]
+    lines += ["Time / vmap_lrt's: step time over vmap_lrt's in this run; in a run timed in interleaved rounds "
+              "the median of the per-round ratios with a 95% bootstrap interval over rounds (`interval over`: "
+              "rounds), else the ratio of medians with an interval over repeats. Each library trains with its own "
+              "layers, loss and prior (table below); the KL weight is what its loss multiplies the KL by.", ""]
+    losses = loss_table(ok)
+    if len(losses):
+        lines += ["### How each loss differs from ours", "", markdown_table(losses, digits=4)]
+    return lines
+
+
+def _memory_section(ok: pd.DataFrame, with_machine: bool) -> list[str]:
+    lines = ["", "## Memory", "", markdown_table(_memory_table(ok, with_machine)), "",
+             "graph MiB: tensors saved for backward in one step (deterministic); CUDA and NVML columns appear only "
+             "where they apply."]
     if ok["graph_bytes"].notna().any():
         top = ok.loc[ok["graph_bytes"].idxmax()]
         lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) on {top['task']} "
                      f"at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
+    return lines
 
-    from analysis.throughput import throughput_section
 
+def _figures_section(figure_paths: list[Path]) -> list[str]:
+    return ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name}) ([svg](figures/{p.stem}.svg))"
+                                     for p in figure_paths if p.suffix == ".png"]
+
+
+def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
+    """`results_dir`: one results directory, or a list of several to merge into one report (then
+    `out_dir` is required, and `prefer` settles configs measured twice by different code)."""
+    from analysis import figures  # matplotlib only now
+
+    results = _load(results_dir, out_dir, prefer)
+    out = Path(out_dir) if out_dir is not None else results.directory
+    out.mkdir(parents=True, exist_ok=True)
+    reference = load_results(reference_dir) if reference_dir is not None else None
+    machine, ok = machine_summary(results), results.ok
+    with_machine = results.runs["machine"].nunique() > 1
+
+    slopes, notes = fit_slopes(ok, requested=results.runs)
+    slopes.to_csv(out / "slopes.csv", index=False)
+    kl_cost, kl_notes = fit_kl_cost(results.runs)
+    kl_cost.to_csv(out / "kl_cost.csv", index=False)
+    speedups = speedup_table(ok, repeat_epoch_seconds(results))
+    speedups.to_csv(out / "speedups.csv", index=False)
+
+    fig_dir, ref_label = out / "figures", _reference_label(reference)
+    figure_paths = figures.epoch_time_vs_samples(ok, _spread(results), machine, fig_dir,
+                                                 reference.ok if reference is not None else None, ref_label)
+    figure_paths += figures.speedup_vs_samples(speedups, machine, fig_dir)
+    figure_paths += figures.kl_cost_vs_n_mc(results.runs, machine, fig_dir)
+
+    lines = _header(results, machine) + ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
+    lines += _table1_section(results, slopes, notes, reference, ref_label, machine, with_machine)
+    lines += _kl_cost_section(kl_cost, kl_notes, with_machine)
+    lines += _table2_section(ok, reference, with_machine)
+    lines += _speedups_section(speedups, with_machine)
+    lines += _peers_section(results, machine)
+    lines += _memory_section(ok, with_machine)
     lines += throughput_section(ok, markdown_table)
-    from analysis import maxnmc  # the graph-reparameterization table, where the run searched n_mc
-
     # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
     # cost per draw is the KL-cost table's business, and it searched no memory budget.
     if results.meta.get("profile") == "maxnmc":
-        maxnmc_lines, maxnmc_figures = maxnmc.report_lines(results.runs, machine, out)
+        maxnmc_lines, maxnmc_figures = maxnmc_table.report_lines(results.runs, machine, out)
         lines += maxnmc_lines
         figure_paths += maxnmc_figures
-
-    lines += ["", "## Figures", ""]
-    for p in figure_paths:
-        if p.suffix == ".png":
-            lines.append(f"![{p.stem}](figures/{p.name}) ([svg](figures/{p.stem}.svg))")
+    lines += _figures_section(figure_paths)
     failures = _failures(results.runs)
     if len(failures):
         lines += ["", "## Configs that did not finish", "", markdown_table(failures)]

@@ -26,7 +26,7 @@ import torch
 from bnn_impls.bayesify import BayesianModel
 from bnn_impls.gamma import sample_chi2
 from bnn_impls.names import GAUSSIAN_PRIOR_ONLY, BnnConfigError
-from bnn_impls.priors import _LOG_SQRT_2PI, GaussianPrior
+from bnn_impls.priors import LOG_SQRT_2PI, GaussianPrior
 
 
 def _require_gaussian(prior, estimator: str) -> float:
@@ -53,7 +53,7 @@ def sample_kl(model: BayesianModel, eps: Sequence[torch.Tensor], weights: Sequen
         for e, w in zip(eps, weights)
     )
     n_weights = model.num_weights()
-    return (-log_sigma_sum - n_weights * _LOG_SQRT_2PI - per_sample).mean()
+    return (-log_sigma_sum - n_weights * LOG_SQRT_2PI - per_sample).mean()
 
 
 def closed_kl(model: BayesianModel, prior, sigmas: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:

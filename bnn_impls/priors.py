@@ -9,7 +9,7 @@ import torch
 
 from bnn_impls.names import PRIORS, BnnConfigError
 
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _check_positive(what: str, value: float, flag: str) -> None:
@@ -20,7 +20,7 @@ def _check_positive(what: str, value: float, flag: str) -> None:
 def normal_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
     """Elementwise log N(x; mean, std^2); `std` may be a tensor or a float."""
     log_std = torch.log(std) if isinstance(std, torch.Tensor) else math.log(std)
-    return -((x - mean) / std) ** 2 / 2 - log_std - _LOG_SQRT_2PI
+    return -((x - mean) / std) ** 2 / 2 - log_std - LOG_SQRT_2PI
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class GaussianPrior:
         elementwise form makes five passes over what may be S copies of every weight."""
         flat = w.flatten(start_dim)
         sq = torch.linalg.vector_norm(flat, dim=-1) ** 2
-        return -sq / (2 * self.sigma**2) - flat.shape[-1] * (math.log(self.sigma) + _LOG_SQRT_2PI)
+        return -sq / (2 * self.sigma**2) - flat.shape[-1] * (math.log(self.sigma) + LOG_SQRT_2PI)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis.errors import AnalysisInputError  # noqa: E402
 from analysis.load import load_results, machine_summary, repeat_epoch_seconds  # noqa: E402
 from analysis.peers import peer_table, sentences  # noqa: E402
-from analysis.report import markdown_table  # noqa: E402
+from analysis.markdown import markdown_table  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -103,7 +103,7 @@ def test_maxnmc_command_writes_rows_and_analyze_renders_the_table(tmp_path, caps
     rows = read_runs(out)
     assert [(r["kl"], r["n_mc"], r["status"]) for r in rows] == [("repar_exact", "1", "ok"), ("repar_exact", "10", "ok")]
     from analysis import analyze
-    from analysis.maxnmc import max_n_mc_table
+    from analysis.maxnmc_table import max_n_mc_table
 
     table = max_n_mc_table(pd.read_csv(out / "runs.csv"))
     assert table.loc[0, "model"] == "regression" and table.loc[0, "repar_exact"] == ">= 10 (search cap)"

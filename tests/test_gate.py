@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.compare import Side, compare_sides, op_changes, render
+from analysis.compare import Side, compare_sides, op_changes
+from analysis.compare_render import render
 from bench.cli.main import main
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError

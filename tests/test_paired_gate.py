@@ -248,7 +248,7 @@ def test_a_temporary_tree_is_removed_after_its_block():
     from bench.gate.base_tree import temporary_tree
 
     with temporary_tree("HEAD") as tree:
-        assert (tree.root / "bench" / "rounds.py").is_file()
+        assert (tree.root / "bench").is_dir() and tree.protocol.version >= 1
     assert not tree.root.exists() and not tree.root.parent.exists()
 
 

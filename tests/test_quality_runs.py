@@ -111,7 +111,7 @@ def test_only_the_final_attempt_of_a_config_counts(tmp_path):
 
 
 def test_time_to_accuracy_and_speedups_by_hand(tmp_path):
-    from analysis.quality import load_table, time_to_accuracy
+    from analysis.quality_report import load_table, time_to_accuracy
 
     w = QualityWriter(tmp_path)
     seq = [(1, 0.05, 10.0), (2, 0.03, 20.0), (3, 0.024, 30.0)]  # reaches 2.5% at epoch 3: 30 s
@@ -172,7 +172,7 @@ def test_fgsm_moves_inputs_against_the_gradient_of_the_mean():
 
 
 def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_path):
-    from analysis.quality import write_report
+    from analysis.quality_report import write_report
 
     w = QualityWriter(tmp_path)
     fgsm = {"bnn": [0.98, 0.8, 0.5, 0.3, 0.2], "mlp": [0.98, 0.3, 0.05, 0.01, 0.0], "mlp_dropout": [0.98, 0.5, 0.2, 0.1, 0.0]}

@@ -70,8 +70,8 @@ def test_repeats_are_written_before_the_runs_row(tmp_path, monkeypatch):
     import bench.contract.store as results
 
     order = []
-    real = results._append
-    monkeypatch.setattr(results, "_append", lambda path, data: (order.append(path.name), real(path, data)))
+    real = results.append_lines
+    monkeypatch.setattr(results, "append_lines", lambda path, data: (order.append(path.name), real(path, data)))
     make_writer(tmp_path).append(fakes.ok(CONFIG))
     assert order[-2:] == ["repeats.csv", "runs.csv"]
 
@@ -156,8 +156,8 @@ def test_read_repeats_drops_orphans_and_keeps_the_last_repeats_of_a_rerun(tmp_pa
     # a config killed after its repeats were written, before its runs row: orphans
     import bench.contract.store as results
 
-    results._append(writer.repeats_path, results.repeats_lines(killed.run_id, [(9.0, 4)] * 3))
-    results._append(writer.repeats_path, results.repeats_lines(CONFIG.run_id, [(8.0, 4)] * 3))
+    results.append_lines(writer.repeats_path, results.repeats_lines(killed.run_id, [(9.0, 4)] * 3))
+    results.append_lines(writer.repeats_path, results.repeats_lines(CONFIG.run_id, [(8.0, 4)] * 3))
     # ... then resumed: the config runs again and completes
     writer.append(fakes.ok(CONFIG))
     rows = read_repeats(tmp_path / "out")

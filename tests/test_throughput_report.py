@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from analysis.report import markdown_table
+from analysis.markdown import markdown_table
 from analysis.throughput import lever_table, throughput_section, throughput_table
 
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.compare_render import FORMATS
 from bench.cli.args import default_out_dir, open_unit_float
 from bench.contract.errors import UsageError
 from bench.run.executors import EXECUTORS
@@ -49,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--base-plugins", metavar="MODULES", default="",
                         help="BNN_BENCH_PLUGINS for the base commit's workers (default none: a plugin is "
                              "usually the change under test)")
-    parser.add_argument("--format", choices=("text", "markdown", "github"), default="text",
+    parser.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), markdown (a table for a pull-request comment), github (text plus "
                              "::error annotations for GitHub Actions)")
     parser.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE (see README)")
@@ -82,7 +83,8 @@ def _check_writable(path: Path) -> None:
 
 
 def run(args) -> int:
-    from analysis.compare import compare_paths, comparison_json, load_side, render
+    from analysis.compare import compare_paths, load_side
+    from analysis.compare_render import comparison_json, render
 
     baseline = Path(args.baseline)
     load_side(baseline)  # a bad baseline fails before anything is measured

@@ -14,12 +14,12 @@ from typing import Iterable, Optional, Sequence
 from bench.contract.errors import UsageError
 from bench.contract.provenance import now_iso
 from bench.contract.quality_schema import QUALITY_COLUMNS, QUALITY_FILE, QUALITY_TABLES
-from bench.contract.store import _append, _read_table, format_line, read_meta, write_meta
+from bench.contract.store import append_lines, format_line, read_csv_table, read_meta, write_meta
 
 
 def read_table(out_dir, name: str) -> list[dict]:
     """Every row of one quality table, as {column: text}, validated line by line."""
-    return _read_table(Path(out_dir) / name, QUALITY_TABLES[name])
+    return read_csv_table(Path(out_dir) / name, QUALITY_TABLES[name])
 
 
 def final_attempts(out_dir) -> dict[str, str]:
@@ -68,13 +68,13 @@ class QualityWriter:
         for name, columns in QUALITY_TABLES.items():
             path = self.dir / name
             if path.exists() and path.stat().st_size:
-                rows = _read_table(path, columns)  # validate before the first append
+                rows = read_csv_table(path, columns)  # validate before the first append
                 del rows
                 with open(path, "rb") as f:
                     if f.readline().decode(errors="replace").rstrip("\n") != format_line(columns).decode().rstrip("\n"):
                         raise UsageError(f"{path} was written by an older bnn-bench: choose a new --out")
             else:
-                _append(path, format_line(columns))
+                append_lines(path, format_line(columns))
 
     def completed(self) -> set[str]:
         return set(final_attempts(self.dir))
@@ -84,7 +84,7 @@ class QualityWriter:
         columns = QUALITY_TABLES[name]
         data = b"".join(format_line([row.get(c) for c in columns]) for row in rows)
         if data:
-            _append(self.dir / name, data)
+            append_lines(self.dir / name, data)
 
     def start_meta(self, *, configs, argv: Optional[Sequence[str]], machine: dict, options: dict) -> dict:
         meta_path = self.dir / "meta.json"

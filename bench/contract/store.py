@@ -60,7 +60,7 @@ def format_line(values: Sequence) -> bytes:
 def runs_line(row: dict, columns: Sequence[str] = RUNS_COLUMNS) -> bytes:
     """A runs.csv line in schema order; missing columns empty, keys outside the schema not written.
 
-    `columns`: the header of the file appended to (an older file has fewer, see `_read_table`)."""
+    `columns`: the header of the file appended to (an older file has fewer, see `read_csv_table`)."""
     return format_line([row.get(column) for column in columns])
 
 
@@ -82,7 +82,7 @@ def _header(path: Path) -> tuple:
         return tuple(next(csv.reader([f.readline()]), []))
 
 
-def _append(path: Path, data: bytes) -> None:
+def append_lines(path: Path, data: bytes) -> None:
     """One write of whole lines, durable before returning: a kill never leaves half a line."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -102,7 +102,7 @@ def append_csv_row(path: Path, row: dict, columns: Sequence[str]) -> None:
     if not Path(path).exists():
         writer.writeheader()
     writer.writerow(row)
-    _append(Path(path), text.getvalue().encode())
+    append_lines(Path(path), text.getvalue().encode())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def _corrupt(path: Path, line: int, why: str) -> UsageError:
     return UsageError(f"{path} line {line} is corrupt ({why}): move the file away or start a new --out")
 
 
-def _read_table(path: Path, columns: Sequence[str]) -> list[dict]:
+def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
     """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
 
     A header that is a leading part of `columns` was written by an earlier version (columns are only
@@ -160,7 +160,7 @@ def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
 def read_runs(out_dir) -> list[dict]:
     """runs.csv as a list of {column: text}, validated: header, field counts, statuses, repeat counts."""
     path = Path(out_dir) / RUNS_FILE
-    rows = _read_table(path, RUNS_COLUMNS)
+    rows = read_csv_table(path, RUNS_COLUMNS)
     for number, row in enumerate(rows, start=2):
         if row["status"] not in STATUSES:
             raise _corrupt(path, number, f"status {row['status']!r} is not one of {', '.join(STATUSES)}")
@@ -179,7 +179,7 @@ def read_repeats(out_dir) -> list[dict]:
     config was re-run after such a kill, all but the last `repeats` rows of its run_id.
     """
     path = Path(out_dir) / REPEATS_FILE
-    raw = _read_table(path, REPEATS_COLUMNS)
+    raw = read_csv_table(path, REPEATS_COLUMNS)
     by_run: dict[str, list[dict]] = {}
     for number, row in enumerate(raw, start=2):
         try:
@@ -203,7 +203,7 @@ def read_ops(out_dir) -> dict[str, dict[str, int]]:
     path = Path(out_dir) / OPS_FILE
     groups: dict[str, list[dict]] = {}
     previous = None
-    for number, row in enumerate(_read_table(path, OPS_COLUMNS), start=2):
+    for number, row in enumerate(read_csv_table(path, OPS_COLUMNS), start=2):
         try:
             count = int(row["count"])
         except ValueError:
@@ -294,7 +294,7 @@ class ResultsWriter:
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS),
                               (self.ops_path, OPS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:
-                _append(path, format_line(columns))
+                append_lines(path, format_line(columns))
         # A resumed directory from before columns were appended keeps its own (shorter) header: rows match it.
         self.runs_columns = _header(self.runs_path)
         self._repeats_with_round = "round" in _header(self.repeats_path)
@@ -316,11 +316,11 @@ class ResultsWriter:
         """Repeats and operator counts first, then the final runs row: each one write + fsync."""
         run_id = result.row["run_id"]
         if result.repeats:
-            _append(self.repeats_path, repeats_lines(run_id, result.repeats, result.rounds,
+            append_lines(self.repeats_path, repeats_lines(run_id, result.repeats, result.rounds,
                                                      with_round=self._repeats_with_round))
         if result.op_counts:
-            _append(self.ops_path, ops_lines(run_id, result.op_counts))
-        _append(self.runs_path, runs_line(result.row, self.runs_columns))
+            append_lines(self.ops_path, ops_lines(run_id, result.op_counts))
+        append_lines(self.runs_path, runs_line(result.row, self.runs_columns))
 
     # meta.json -----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from bench.contract.provenance import CODE_ROOT
 from bench.contract.schema import META_FILE, RUNS_FILE
 from bench.contract.store import read_meta, read_runs
 from bench.measure.machine import device_name
-from bench.run.progress import _duration, config_label
+from bench.run.progress import config_label, format_duration
 
 #: Per-config process start-up, imports and data loading, in seconds, when no earlier run of this
 #: machine lets it be measured. An assumption (a fresh `python -m bench.run.worker` importing torch and
@@ -220,7 +220,7 @@ def dry_run(configs: Sequence[BenchConfig], args, *, search_root: Optional[Path]
         else:
             total += est.seconds
             used[est.source.directory] = est.source
-            line += f"  ~{_duration(est.seconds)}"
+            line += f"  ~{format_duration(est.seconds)}"
         lines.append(line)
     todo = len(configs) - len(done & {c.run_id for c in configs})
     lines.append(f"total: {len(configs)} config(s), {todo} to run" + (f" ({len(configs) - todo} done)" if todo < len(configs) else ""))
@@ -233,7 +233,7 @@ def dry_run(configs: Sequence[BenchConfig], args, *, search_root: Optional[Path]
         startups = [f"{s.startup_s:.1f} s measured in {s.directory}" if s.startup_s is not None
                     else f"{ASSUMED_STARTUP_S:.1f} s assumed (not measurable from {s.directory})" for s in used.values()]
         partial = f"; {missing} config(s) never measured here are not counted" if missing else ""
-        lines.append(f"estimated duration: {'at least ' if missing else ''}{_duration(total)} (step times of earlier "
+        lines.append(f"estimated duration: {'at least ' if missing else ''}{format_duration(total)} (step times of earlier "
                      f"rows of this machine; per-config start-up {', '.join(startups)}{partial})")
     lines += _data_notes(configs, args)
     lines.append("dry run: nothing was measured or written")

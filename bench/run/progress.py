@@ -37,7 +37,7 @@ def result_summary(result: RunResult) -> str:
     return f"{step * 1e3:.1f} ms/step" if step is not None else "ok"
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
@@ -78,7 +78,7 @@ class Progress:
             return
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.done * (self.total - self.done)
-        self._print(f"[{self.done}/{self.total}] {last}  (elapsed {_duration(elapsed)}, ETA {_duration(eta)})")
+        self._print(f"[{self.done}/{self.total}] {last}  (elapsed {format_duration(elapsed)}, ETA {format_duration(eta)})")
 
     def close(self) -> None:
         if self.bar is not None:

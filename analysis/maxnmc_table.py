@@ -78,7 +78,7 @@ def budget_text(runs: pd.DataFrame) -> str:
 
 def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
     """Step time (top) and graph_bytes (bottom) against n_mc, one column per model, a line per estimator."""
-    from analysis.figures import KL_COLORS, _save, plt
+    from analysis.figures import KL_COLORS, plt, save_figure
 
     frame = search_runs(runs)
     models = list(dict.fromkeys(frame["model_name"]))
@@ -105,12 +105,12 @@ def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
     fig.suptitle(f"KL estimators against n_mc per model (x on the top edge: out of memory) — {machine}", fontsize=11)
-    return _save(fig, out_dir, "maxnmc_curves")
+    return save_figure(fig, out_dir, "maxnmc_curves")
 
 
 def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path) -> tuple[list[str], list[Path]]:
     """The report.md section and its figure; nothing when the directory holds no n_mc search."""
-    from analysis.report import markdown_table
+    from analysis.markdown import markdown_table
 
     frame = search_runs(runs)
     if frame.empty or frame["n_mc"].nunique() < 2:

@@ -197,7 +197,7 @@ def _words(frame: pd.DataFrame) -> pd.DataFrame:
 
 def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERROR) -> list[str]:
     """Write the quality tables (CSV) and figures into out_dir; return the report's markdown lines."""
-    from analysis.report import markdown_table as _table
+    from analysis.markdown import markdown_table as _table
 
     def markdown_table(frame, digits=3):
         return _table(_words(frame), digits)
