@@ -1,3 +1,4 @@
+# Record of what was run on 2026-11-30 (from 15:00 UTC, here and in ../gate-trials-paired-v3-20261130/) on the 2-vCPU Intel Xeon VM (paths of that machine); kept as evidence, not maintained: it uses the module layout of that time (workers ran as `python -m bench.rounds`).
 """Sample which CPU each paired worker is running on (state R), by side, every 50 ms."""
 import os, time, sys, collections, json
 end = time.time() + float(sys.argv[1])

@@ -1,3 +1,4 @@
+# Record of what was run on 2026-11-30 (11:22 UTC) on the 2-vCPU Intel Xeon VM (paths of that machine); kept as evidence, not maintained: it uses the module layout of that time (`bench.api`, now `from bench import measure_config`).
 import sys, time
 sys.path.insert(0, '/work/main')
 from bench.api import measure_config

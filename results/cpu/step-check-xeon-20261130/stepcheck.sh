@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Record of what was run on 2026-11-30 (11:15-11:20 UTC) on the 2-vCPU Intel Xeon VM (paths of that machine); kept as evidence, not maintained: it uses the module layout of that time.
 # Issue 11 step-time check on this machine: train (default env), train with OMP_NUM_THREADS=1, sweep; alternated twice.
 cd /work/main
 export BNN_BENCH_DATA=/work/shared/data/mnist
