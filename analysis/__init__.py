@@ -3,7 +3,7 @@
 Import-light on purpose: matplotlib is imported only when figures are drawn.
 """
 
-from analysis.errors import AnalysisInputError
+from bench.contract.errors import AnalysisInputError
 
 
 def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
 from analysis.side import Side
+from bench.contract.errors import AnalysisInputError
 
 
 def side_from_benchmark_json(path) -> Side:

@@ -61,8 +61,8 @@ from analysis.compare_stats import (
     round_ratios,
     verdict,
 )
-from analysis.errors import AnalysisInputError
 from analysis.side import Side, side_from_results_dir
+from bench.contract.errors import AnalysisInputError
 
 PARTNER_KEYS = ("task", "device", "samples", "prior", "batch_size", "dtype")
 BASELINE_IMPL = "sequential"

@@ -42,7 +42,8 @@ def render(comparison, fmt: str = "text") -> str:
         lines = [text]
         for _, row in comparison.regressions().iterrows():
             lines.append(f"::error title=performance regression: {_gh(row['config'])}::"
-                         f"{_gh(row['metric'])}: {_gh(row['baseline'])} -> {_gh(row['candidate'])} ({_gh(row['change'])})")
+                         f"{_gh(row['metric'])}: {_gh(row['baseline'])} -> {_gh(row['candidate'])} "
+                         f"({_gh(row['change'])})")
         return "\n".join(lines)
     return text
 
@@ -73,7 +74,7 @@ def render_markdown(comparison) -> str:
 
 
 def comparison_json(comparison, *, baseline: str, candidate: str, settings: dict) -> str:
-    """The comparison as JSON (format documented in the README, "check --json")."""
+    """The comparison as JSON (format documented in docs/results-format.md, "check --json")."""
     def clean(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return None

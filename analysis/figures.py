@@ -29,12 +29,14 @@ def impl_styles(impls) -> dict:
             styles[impl] = (OTHER_COLORS[others % len(OTHER_COLORS)], "s--")
             others += 1
     return styles
-KL_COLORS = {"mc": "tab:red", "repar": "tab:blue", "repar_exact": "tab:green", "closed": "tab:gray", "sample": "tab:purple"}
+KL_COLORS = {"mc": "tab:red", "repar": "tab:blue", "repar_exact": "tab:green", "closed": "tab:gray",
+             "sample": "tab:purple"}
 
 
 def _machine_key(frame: pd.DataFrame) -> pd.Series:
     """The machine of each row (analysis.load adds it; '' for frames without one), to group lines by."""
-    return frame["machine"].fillna("") if "machine" in frame.columns else pd.Series("", index=frame.index, name="machine")
+    return (frame["machine"].fillna("") if "machine" in frame.columns
+            else pd.Series("", index=frame.index, name="machine"))
 
 
 def _machines(frame: pd.DataFrame) -> int:
@@ -89,7 +91,8 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
                 g = g.sort_values("samples")
                 ax.plot(g["samples"], g["epoch_s"], "--", color=COLORS.get(impl), alpha=0.7,
                         label=f"{impl}, {reference_label}")
-        measured = "measured" if group["epoch_measured"].astype(str).str.lower().eq("true").all() else "extrapolated from steps"
+        measured = ("measured" if group["epoch_measured"].astype(str).str.lower().eq("true").all()
+                    else "extrapolated from steps")
         ax.set_title(f"{task} on {device}: epoch time ({measured})", fontsize=10)
         ax.set_xlabel("weight samples per step, S")
         ax.set_ylabel("seconds per epoch")

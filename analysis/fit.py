@@ -8,7 +8,6 @@ quantile. It describes how straight the line is over S; the bootstrap intervals 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,8 @@ from scipy import stats
 from analysis.load import GROUP_KEYS
 
 SLOPE_COLUMNS = ("task", "device", "impl", "kl", "slope_s_per_sample", "intercept_s", "r2", "slope_ci_low",
-                 "slope_ci_high", "n_points", "prior", "n_mc", "batch_size", "dtype", "device_name", "ci_method", "machine")
+                 "slope_ci_high", "n_points", "prior", "n_mc", "batch_size", "dtype", "device_name", "ci_method",
+                 "machine")
 MIN_POINTS = 3
 
 
@@ -76,7 +76,8 @@ def fit_slopes(ok_runs: pd.DataFrame, requested: pd.DataFrame | None = None) -> 
                      "device_name": names[0] if len(names) else "", "ci_method": "t"})
     for key, group in requested.groupby(keys, dropna=False, sort=False):
         if _key(key) not in fitted and group["samples"].nunique() >= 2:
-            notes.append(f"{_what(dict(zip(keys, key)))}: no config finished ok, a slope needs {MIN_POINTS} values of S")
+            notes.append(f"{_what(dict(zip(keys, key)))}: no config finished ok, "
+                         f"a slope needs {MIN_POINTS} values of S")
     table = pd.DataFrame(rows, columns=SLOPE_COLUMNS)
     return table, notes
 
@@ -87,9 +88,3 @@ def _key(values) -> tuple:
 
 def _what(label: dict) -> str:
     return f"{label['task']} {label['impl']} ({label['kl']}, n_mc {label.get('n_mc')}, {label['device']})"
-
-
-def two_significant(x: float) -> float:
-    if x == 0 or not math.isfinite(x):
-        return x
-    return round(x, 1 - int(math.floor(math.log10(abs(x)))))

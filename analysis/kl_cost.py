@@ -50,8 +50,8 @@ def fit_kl_cost(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         what = f"{label['task']} {label['impl']} ({label['kl']}, S={label['samples']}, {label['device']})"
         if n_ok < MIN_POINTS:
             failed = group[group["status"] != "ok"]
-            why = f"; {', '.join(sorted(set(failed['status'])))} at n_mc {', '.join(map(str, sorted(failed['n_mc'])))}" \
-                if len(failed) else ""
+            why = (f"; {', '.join(sorted(set(failed['status'])))} "
+                   f"at n_mc {', '.join(map(str, sorted(failed['n_mc'])))}" if len(failed) else "")
             notes.append(f"KL cost of {what}: only {n_ok} ok value(s) of n_mc{why}; a fit needs {MIN_POINTS} "
                          "(e.g. --n-mc 1,10,100)")
             continue
@@ -94,7 +94,8 @@ def kl_cost_sentences(table: pd.DataFrame) -> list[str]:
     for key, g in table.groupby([k for k in group_keys if k in table.columns], sort=False, dropna=False):
         label = dict(zip([k for k in group_keys if k in table.columns], key))
         parts = []
-        for metric, factor, unit in (("step_s", 1e3, "ms per step"), ("graph_bytes", 1 / 2**20, "MiB of saved tensors")):
+        for metric, factor, unit in (("step_s", 1e3, "ms per step"),
+                                     ("graph_bytes", 1 / 2**20, "MiB of saved tensors")):
             m = g[g["metric"] == metric]
             if len(m):
                 r = m.iloc[0]

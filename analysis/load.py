@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
-from bench.contract.errors import UsageError
+from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
 from bench.contract.store import read_repeats
 

@@ -135,7 +135,8 @@ def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path) -> tuple[list[
             if 1 in k.index and len(k) > 1:
                 top = k.index.max()
                 per_model.append(
-                    f"- {model}, {kl}: at n_mc = {int(top):,} graph_bytes is {k.loc[top, 'graph_bytes'] / k.loc[1, 'graph_bytes']:.3f}x "
+                    f"- {model}, {kl}: at n_mc = {int(top):,} "
+                    f"graph_bytes is {k.loc[top, 'graph_bytes'] / k.loc[1, 'graph_bytes']:.3f}x "
                     f"and step time {k.loc[top, 'step_s_median'] / k.loc[1, 'step_s_median']:.2f}x those at n_mc = 1")
     if per_model:
         lines += ["", "Cost at the largest n_mc against n_mc = 1:", ""] + per_model

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
 from analysis.load import Results, load_results
+from bench.contract.errors import AnalysisInputError
 
 NEWEST = "newest"
 

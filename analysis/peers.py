@@ -1,7 +1,7 @@
 """Implementations beyond our three (peer libraries, plugins) beside ours: order, step-time table, losses.
 
-`bnn-bench vs the libraries you know` in the README is `peer_table` of the committed run, printed by
-`scripts/peers_table.py` (so the README's numbers are the run's, not typed by hand).
+The peers table in results/cpu/peers-xeon-2threads-rounds-20261130/README.md is `peer_table` of that
+committed run, printed by `scripts/peers_table.py` (so its numbers are the run's, not typed by hand).
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ def top_class_histograms(hist: pd.DataFrame, configs: pd.DataFrame, out_dir: Pat
             ax.tick_params(labelsize=7)
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
-    fig.suptitle("Probability of the predicted class over posterior samples: MNIST (blue) vs each set (red)", fontsize=10)
+    fig.suptitle("Probability of the predicted class over posterior samples: MNIST (blue) vs each set (red)",
+                 fontsize=10)
     return save_figure(fig, out_dir, "ood_top_class_probability")
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
-from bench.contract.errors import UsageError
+from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.quality_schema import (
     BAND_FILE,
     BAND_POINTS_FILE,
@@ -30,11 +29,11 @@ DEFAULT_TARGET_ERROR = 0.025
 #: What makes two quality runs comparable except the implementation (and its default KL).
 CONFIG_KEYS = ["task", "samples", "lr", "batch_size", "init", "init_sigma", "prior", "prior_sigma", "seed", "device",
                "threads", "test_samples", "stop_at_error"]
-NUMERIC = ("samples", "lr", "batch_size", "init_sigma", "prior_sigma", "seed", "threads", "test_samples", "stop_at_error",
-           "epoch", "epochs", "steps", "steps_per_epoch", "epoch_train_s", "train_s", "eval_s", "train_loss", "test_error",
-           "test_nll", "ece", "brier", "rmse", "coverage95", "n", "accuracy", "mean_entropy", "mean_mi", "mean_top_prob",
-           "auroc_entropy", "auroc_mi", "bin_low", "bin_high", "count", "eps", "attack_samples", "x", "y", "mean",
-           "lower", "upper", "epistemic_sd")
+NUMERIC = ("samples", "lr", "batch_size", "init_sigma", "prior_sigma", "seed", "threads", "test_samples",
+           "stop_at_error", "epoch", "epochs", "steps", "steps_per_epoch", "epoch_train_s", "train_s", "eval_s",
+           "train_loss", "test_error", "test_nll", "ece", "brier", "rmse", "coverage95", "n", "accuracy",
+           "mean_entropy", "mean_mi", "mean_top_prob", "auroc_entropy", "auroc_mi", "bin_low", "bin_high", "count",
+           "eps", "attack_samples", "x", "y", "mean", "lower", "upper", "epistemic_sd")
 
 
 def has_quality(directory) -> bool:
@@ -89,8 +88,10 @@ def final_metrics(quality: pd.DataFrame) -> pd.DataFrame:
     last["step_s_median"] = last["run_id"].map(step)
     last["config"] = last.apply(label, axis=1)
     cols = ["config", "impl", "task", "kl", "samples", "lr", "init", "init_sigma", "prior_sigma", "seed", "epoch",
-            "finished", "test_error", "test_nll", "ece", "brier", "rmse", "coverage95", "train_s", "step_s_median", "test_samples"]
-    return last[[c for c in cols if c in last.columns]].sort_values(["task", "samples", "config"]).reset_index(drop=True)
+            "finished", "test_error", "test_nll", "ece", "brier", "rmse", "coverage95", "train_s", "step_s_median",
+            "test_samples"]
+    return (last[[c for c in cols if c in last.columns]].sort_values(["task", "samples", "config"])
+            .reset_index(drop=True))
 
 
 def time_to_accuracy(quality: pd.DataFrame, target: float) -> pd.DataFrame:
@@ -225,24 +226,26 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
 
     failed = quality[quality["status"] != "ok"]
     lines = ["## Quality (bnn-bench train)", "",
-             f"{quality['run_id'].nunique()} config(s), {int(quality.groupby('run_id')['finished'].all().sum())} finished "
-             "(the others: their latest attempt so far, marked finished = false); test metrics from the predictive mixture over "
+             f"{quality['run_id'].nunique()} config(s), "
+             f"{int(quality.groupby('run_id')['finished'].all().sum())} finished "
+             "(the others: their latest attempt so far, marked finished = false); "
+             "test metrics from the predictive mixture over "
              f"S_test = {', '.join(str(int(s)) for s in sorted(quality['test_samples'].dropna().unique()))} "
              "posterior samples, evaluated after every epoch outside the timed region.", ""]
     if len(finals):
         lines += ["### Final epoch", "", markdown_table(finals.drop(columns=["impl"]), digits=4), ""]
     if len(tta):
-        cols = ["config", "kl", "lr", "epochs_run", "finished", "best_error", "reached", "epoch_reached", "time_to_target_s",
-                "step_s", "speedup_time_to_target", "speedup_per_step"]
+        cols = ["config", "kl", "lr", "epochs_run", "finished", "best_error", "reached", "epoch_reached",
+                "time_to_target_s", "step_s", "speedup_time_to_target", "speedup_per_step"]
         lines += [f"### Time to {target_error:.2%} test error", "", markdown_table(tta[cols], digits=4), "",
-                  "time_to_target_s: training wall time (synchronized clock, evaluation excluded) up to the first epoch "
-                  "whose test error is at or below the target; speedups are sequential's time over each implementation's "
-                  "at the same S, lr, init, prior and seed (empty where sequential is not in the run or a side never "
-                  "reached the target)."]
+                  "time_to_target_s: training wall time (synchronized clock, evaluation excluded) up to the first "
+                  "epoch whose test error is at or below the target; speedups are sequential's time over each "
+                  "implementation's at the same S, lr, init, prior and seed (empty where sequential is not in the run "
+                  "or a side never reached the target)."]
         for _, r in tta[~tta["reached"]].iterrows():
             unfinished = "" if r["finished"] else ", run unfinished"
-            lines.append(f"- {r['config']} (lr {r['lr']:g}) did not reach {target_error:.2%} in {r['epochs_run']} epoch(s) "
-                         f"(best {r['best_error']:.2%}{unfinished}).")
+            lines.append(f"- {r['config']} (lr {r['lr']:g}) did not reach {target_error:.2%} "
+                         f"in {r['epochs_run']} epoch(s) (best {r['best_error']:.2%}{unfinished}).")
         lines.append("")
     if len(oods):
         lines += ["### Out-of-distribution inputs", "", markdown_table(oods, digits=3), "",

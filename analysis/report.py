@@ -8,7 +8,6 @@ from typing import Optional
 import pandas as pd
 
 from analysis import maxnmc_table
-from analysis.errors import AnalysisInputError
 from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
@@ -17,6 +16,7 @@ from analysis.peers import has_others, impl_order, loss_table, peer_table
 from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
 from analysis.throughput import throughput_section
+from bench.contract.errors import AnalysisInputError
 
 
 def _spread(results: Results) -> pd.DataFrame:
@@ -37,13 +37,15 @@ def _slope_sentences(slopes: pd.DataFrame, machine: str) -> list[str]:
         s0 = seq["slope_s_per_sample"].iloc[0]
         for _, r in g[g["impl"] != "sequential"].iterrows():
             out.append(f"On {task} ({device}), {r['impl']} adds {r['slope_s_per_sample']:.3g} s per extra sample "
-                       f"per epoch against sequential's {s0:.3g} s ({s0 / r['slope_s_per_sample']:.2g}x), on {machine}.")
+                       f"per epoch against sequential's {s0:.3g} s ({s0 / r['slope_s_per_sample']:.2g}x), "
+                       f"on {machine}.")
     return out
 
 
 def _reference_comparison(slopes: pd.DataFrame, ref_slopes: pd.DataFrame) -> pd.DataFrame:
     ours = slopes[slopes["n_mc"].fillna(1) == 1][["task", "device", "impl", "kl", "slope_s_per_sample", "r2"]]
-    theirs = ref_slopes[["task", "impl", "slope_s_per_sample"]].rename(columns={"slope_s_per_sample": "reference_slope"})
+    theirs = (ref_slopes[["task", "impl", "slope_s_per_sample"]]
+              .rename(columns={"slope_s_per_sample": "reference_slope"}))
     table = ours.merge(theirs, on=["task", "impl"], how="left")
     table["ours_over_reference"] = table["slope_s_per_sample"] / table["reference_slope"]
     return table
@@ -111,7 +113,8 @@ def _header(results: Results, machine: str) -> list[str]:
         prefix = f"`{meta['directory']}`: " if results.sources else ""
         if hw:
             lines.append(f"{prefix}CPU {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores, "
-                         f"{(hw.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM); GPUs: {', '.join(map(str, hw.get('gpus') or [])) or 'none'}; "
+                         f"{(hw.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM); "
+                         f"GPUs: {', '.join(map(str, hw.get('gpus') or [])) or 'none'}; "
                          f"driver {hw.get('nvidia_driver') or '-'}; CUDA {hw.get('cuda_version') or '-'}; "
                          f"Python {hw.get('python', '?')}; commit {hw.get('git_commit', '?')}.")
         if meta.get("argv"):
@@ -141,7 +144,8 @@ def _table1_section(results: Results, slopes: pd.DataFrame, notes: list, referen
         lines += ["## Table 1: seconds per epoch added by each extra weight sample", ""]
     if varied_s and len(slopes):
         table1 = slopes[["task", "device"] + (["machine"] if with_machine else []) + [
-            "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high", "intercept_s", "r2", "n_points"]]
+            "impl", "kl", "n_mc", "slope_s_per_sample", "slope_ci_low", "slope_ci_high", "intercept_s", "r2",
+            "n_points"]]
         lines += [markdown_table(table1), "",
                   "Least-squares slope of epoch time against S (scipy.stats.linregress); the interval is the 95% "
                   "t interval from the slope's standard error (n - 2 degrees of freedom)."]
@@ -224,8 +228,8 @@ def _memory_section(ok: pd.DataFrame, with_machine: bool) -> list[str]:
              "where they apply."]
     if ok["graph_bytes"].notna().any():
         top = ok.loc[ok["graph_bytes"].idxmax()]
-        lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) on {top['task']} "
-                     f"at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
+        lines.append(f"- The largest autograd graph is {top['impl']} ({top['kl']}, n_mc {top['n_mc']}) "
+                     f"on {top['task']} at S = {top['samples']}: {top['graph_bytes'] / 2**20:.1f} MiB.")
     return lines
 
 

@@ -9,18 +9,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
 from analysis.load import load_results
-from bench.contract.errors import UsageError
+from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.store import read_ops
-
-MATCH_KEYS = ("task", "device", "impl", "kl", "prior", "n_mc", "samples", "batch_size", "dtype")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One run, normalized: a row per config (label, MATCH_KEYS, status, memory, fingerprint) and
-    the per-step seconds of every counted repeat."""
+    """One run, normalized: a row per config (label, its task, device, impl, kl, prior, n_mc, samples, batch size
+    and dtype, status, memory, fingerprint) and the per-step seconds of every counted repeat."""
 
     configs: pd.DataFrame  # indexed by label
     times: dict  # label -> np.ndarray of per-step seconds
@@ -57,7 +54,8 @@ def side_from_results_dir(directory) -> Side:
         dup = runs.loc[runs["label"].duplicated(), "label"].iloc[0]
         raise AnalysisInputError(f"{directory}: two configs share {dup!r} (different seeds or threads in one run?): "
                                  "compare runs with one row per config")
-    runs["fingerprint"] = runs.apply(lambda r: (str(r["device_name"]), str(r["torch_version"]), str(r["threads"])), axis=1)
+    runs["fingerprint"] = runs.apply(lambda r: (str(r["device_name"]), str(r["torch_version"]), str(r["threads"])),
+                                     axis=1)
     reps = results.repeats
     times, rounds = {}, {}
     labels = runs.set_index("run_id")["label"]

@@ -33,7 +33,8 @@ def _epoch_samples(run_id: str, epoch_s: float, per_run: dict) -> np.ndarray:
 
 def speedup_table(ok_runs: pd.DataFrame, repeat_epochs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    per_run = {rid: g["epoch_s"].to_numpy(float) for rid, g in repeat_epochs.groupby("run_id")} if len(repeat_epochs) else {}
+    per_run = ({rid: g["epoch_s"].to_numpy(float) for rid, g in repeat_epochs.groupby("run_id")}
+               if len(repeat_epochs) else {})
     rows = []
     if "machine" not in ok_runs.columns:
         ok_runs = ok_runs.assign(machine="")

@@ -31,7 +31,8 @@ class LeNet5(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
-VGG11_CHANNELS = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")  # conv widths in multiples of `width`, "M" a max-pool
+# conv widths in multiples of `width`, "M" a max-pool
+VGG11_CHANNELS = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")
 
 
 class VGG11(nn.Module):

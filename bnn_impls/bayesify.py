@@ -45,6 +45,10 @@ class PosteriorInit:
     rho_high: float = -4.0
 
 
+#: The report's initial posterior, the default `init` (frozen, so one shared instance is safe).
+DEFAULT_INIT = PosteriorInit()
+
+
 @dataclass(frozen=True)
 class BayesianLayer:
     """One Bayesian layer of the skeleton: where it is, what it is, and where its posterior lives."""
@@ -92,7 +96,8 @@ class BayesianModel(nn.Module):
         self.point_names = tuple(name for name, _ in params if name not in bayesian)
         self.buffer_names = tuple(name for name, _ in module.named_buffers())
         real = dict(params)
-        needs_values = list(self.point_names) + list(self.buffer_names) + (list(self.param_names) if centre_on_module else [])
+        needs_values = (list(self.point_names) + list(self.buffer_names)
+                        + (list(self.param_names) if centre_on_module else []))
         on_meta = [n for n in needs_values if dict(module.named_buffers()).get(n, real.get(n)).is_meta]
         if on_meta:
             raise ValueError(f"{on_meta[0]!r} of the module is on the meta device, but its value is needed "

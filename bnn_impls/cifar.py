@@ -95,7 +95,8 @@ def ensure_available(data_dir: Optional[str] = None, *, allow_download: bool = T
 
 def _read_batch(path: Path, md5: str) -> tuple[np.ndarray, np.ndarray]:
     if _md5(path) != md5:
-        raise DataError(f"CIFAR-10 file {path} is corrupt (md5 mismatch): delete it and download again or copy a good one")
+        raise DataError(f"CIFAR-10 file {path} is corrupt (md5 mismatch): "
+                        "delete it and download again or copy a good one")
     with open(path, "rb") as f:
         entry = pickle.load(f, encoding="latin1")  # checksum verified above: the file is the published one
     images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)

@@ -42,7 +42,8 @@ class InitScheme:
         if self.name not in INIT_SCHEMES:
             raise BnnConfigError(f"unknown init {self.name!r}: choose one of {', '.join(INIT_SCHEMES)}")
         if not (math.isfinite(self.sigma) and self.sigma >= 0):
-            raise BnnConfigError(f"init_sigma must be a finite number >= 0 (0: the scheme's default), got {self.sigma!r}")
+            raise BnnConfigError("init_sigma must be a finite number >= 0 (0: the scheme's default), "
+                                 f"got {self.sigma!r}")
 
 
 def inverse_softplus(sigma: float) -> float:

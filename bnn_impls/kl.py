@@ -38,7 +38,8 @@ def _require_gaussian(prior, estimator: str) -> float:
     return prior.sigma
 
 
-def sample_kl(model: BayesianModel, eps: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], prior) -> torch.Tensor:
+def sample_kl(model: BayesianModel, eps: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
+              prior) -> torch.Tensor:
     """log q(w) - log p(w) for w = mu + sigma * eps, summed over parameters and averaged over any
     leading sample axis.
 
@@ -98,7 +99,8 @@ def _kl_from_moments(model: BayesianModel, sigma_p: float, moments) -> torch.Ten
     return total
 
 
-def repar_moments(model: BayesianModel, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def repar_moments(model: BayesianModel, n_mc: int,
+                  generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """mean(eps), mean(eps^2) per weight over n_mc draws, accumulated without a graph.
 
     The draws are consumed in the same order as `mc_kl`'s, so the same generator state gives the
@@ -113,7 +115,8 @@ def repar_moments(model: BayesianModel, n_mc: int, generator: torch.Generator) -
         return [(s1 / n_mc, s2 / n_mc) for s1, s2 in sums]
 
 
-def exact_moments(model: BayesianModel, n_mc: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def exact_moments(model: BayesianModel, n_mc: int,
+                  generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(mean(eps), mean(eps^2)) drawn from their exact joint law for n_mc i.i.d. standard normals.
 
     The chi-square terms of every parameter come from one draw (bnn_impls.gamma, public ops and the

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from bnn_impls.bayesify import BayesianModel, PosteriorInit, bayesify
+from bnn_impls.bayesify import DEFAULT_INIT, BayesianModel, PosteriorInit, bayesify
 
 __all__ = ["BayesianMLP", "BayesianModel", "PosteriorInit", "mlp"]
 
@@ -27,7 +27,7 @@ def mlp(sizes: Sequence[int], device="meta") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def BayesianMLP(sizes: Sequence[int], *, init: PosteriorInit = PosteriorInit(), device=None, dtype=None,
+def BayesianMLP(sizes: Sequence[int], *, init: PosteriorInit = DEFAULT_INIT, device=None, dtype=None,
                 generator: Optional[torch.Generator] = None) -> BayesianModel:
     """The Bayesian MLP with these layer sizes (input first); `model.sizes` keeps them."""
     model = bayesify(mlp(sizes), init=init, device=device, dtype=dtype, generator=generator)

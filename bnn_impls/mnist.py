@@ -25,9 +25,11 @@ MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.
 
 #: name -> (sha256 of the uncompressed file, idx magic number, expected shape)
 FILES = {
-    "train-images-idx3-ubyte": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 2051, (60000, 28, 28)),
+    "train-images-idx3-ubyte": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 2051,
+                                (60000, 28, 28)),
     "train-labels-idx1-ubyte": ("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 2049, (60000,)),
-    "t10k-images-idx3-ubyte": ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 2051, (10000, 28, 28)),
+    "t10k-images-idx3-ubyte": ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 2051,
+                               (10000, 28, 28)),
     "t10k-labels-idx1-ubyte": ("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 2049, (10000,)),
 }
 
@@ -90,14 +92,16 @@ def _read_bytes(path: Path) -> bytes:
                 return f.read()
         return path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"MNIST file {path} is corrupt ({e}): delete it and download again or copy a good one") from None
+        raise DataError(f"MNIST file {path} is corrupt ({e}): "
+                        "delete it and download again or copy a good one") from None
 
 
 def parse_idx(data: bytes, name: str, path: Path) -> np.ndarray:
     """Decode an idx file after checking its checksum, magic number and shape."""
     sha, magic, shape = FILES[name]
     if hashlib.sha256(data).hexdigest() != sha:
-        raise DataError(f"MNIST file {path} is corrupt (sha256 mismatch): delete it and download again or copy a good one")
+        raise DataError(f"MNIST file {path} is corrupt (sha256 mismatch): "
+                        "delete it and download again or copy a good one")
     got_magic = int.from_bytes(data[0:4], "big")
     ndim = magic & 0xFF
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))

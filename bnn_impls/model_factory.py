@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bnn_impls import architectures
-from bnn_impls.bayesify import BayesianModel, PosteriorInit, bayesify
+from bnn_impls.bayesify import DEFAULT_INIT, BayesianModel, bayesify
 from bnn_impls.mlp import BayesianMLP
 from bnn_impls.names import BnnConfigError
 from bnn_impls.tasks import TaskSpec
@@ -52,7 +52,7 @@ def build_module(task: TaskSpec, model_spec: Optional[str] = None) -> nn.Module:
 
 
 def build_model(task: TaskSpec, model_spec: Optional[str] = None, *, device=None, dtype=None,
-                generator: Optional[torch.Generator] = None, init=PosteriorInit()) -> BayesianModel:
+                generator: Optional[torch.Generator] = None, init=DEFAULT_INIT) -> BayesianModel:
     """The Bayesian model a config trains. The report's MLPs keep their exact construction (and so
     their initial posterior for a seed); everything else goes through `bayesify`."""
     if model_spec is None and task.architecture is None:

@@ -37,8 +37,8 @@ class Implementation(Protocol):
 
     def predict(self, model, x, *, samples, generator=None, noise=None) -> torch.Tensor: ...
 
-    # Optional: an implementation that brings its own model, loss and optimizer (the peer libraries)
-    # defines `make_training(task, data, *, samples, lr, batch_size, seed, generator) -> bnn_impls.own_training.Training`,
+    # Optional: an implementation that brings its own model, loss and optimizer (the peer libraries) defines
+    # `make_training(task, data, *, samples, lr, batch_size, seed, generator) -> bnn_impls.own_training.Training`,
     # and the harness times its step instead of building the shared BayesianMLP.
 
 
@@ -95,7 +95,8 @@ def get_implementation(name: str) -> Implementation:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BnnConfigError(f"unknown implementation {name!r}: choose one of {', '.join(implementation_names())}") from None
+        raise BnnConfigError(f"unknown implementation {name!r}: "
+                             f"choose one of {', '.join(implementation_names())}") from None
 
 
 def capabilities(name: str) -> Capabilities:

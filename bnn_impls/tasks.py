@@ -131,7 +131,8 @@ def load_dataset(name: str, device, dtype, *, data_dir: Optional[str] = None, se
         arrays = mnist.load_mnist(data_dir, allow_download=allow_download)
 
     def images(a):
-        return torch.from_numpy(a.reshape(a.shape[0], *task.example_shape).copy()).to(device=device, dtype=dtype) / 255.0
+        return (torch.from_numpy(a.reshape(a.shape[0], *task.example_shape).copy()).to(device=device, dtype=dtype)
+                / 255.0)
 
     def labels(a):
         return torch.from_numpy(a.astype("int64")).to(device)
@@ -155,13 +156,15 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return math.ceil(n_train / batch_size)
 
 
-def epoch_batches(data: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def epoch_batches(data: Dataset, batch_size: int,
+                  generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of mini-batches from an on-device permutation (no DataLoader, no host copies)."""
     perm = torch.randperm(data.n_train, generator=generator, device=data.x_train.device)
     for idx in perm.split(batch_size):
         yield data.x_train[idx], data.y_train[idx]
 
 
-def endless_batches(data: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def endless_batches(data: Dataset, batch_size: int,
+                    generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     while True:
         yield from epoch_batches(data, batch_size, generator)

@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|")
     for n in (10_000, 1_275_010):
         for df in (1, 99, 999_999):
-            ours = median_seconds(lambda: sample_chi2(df, (n,), generator=generator))
-            private = median_seconds(lambda: 2 * torch._standard_gamma(torch.full((n,), df / 2.0)))
+            ours = median_seconds(lambda df=df, n=n: sample_chi2(df, (n,), generator=generator))
+            private = median_seconds(lambda df=df, n=n: 2 * torch._standard_gamma(torch.full((n,), df / 2.0)))
             print(f"| {n} | {df} | {ours * 1e3:.2f} | {private * 1e3:.2f} | {ours / private:.2f} |")
     return 0
 

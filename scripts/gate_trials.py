@@ -96,7 +96,8 @@ def run_trial(scenario: str, index: int, out: Path, load_procs: int) -> dict:
     start = time.monotonic()
     try:
         with open(trial / "gate.log", "w") as log:
-            status = subprocess.call(["bash", str(ROOT / "scripts" / "perf_gate.sh"), "--json", str(trial / "gate.json")],
+            status = subprocess.call(["bash", str(ROOT / "scripts" / "perf_gate.sh"), "--json",
+                                      str(trial / "gate.json")],
                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     finally:
         for p in load:
@@ -130,7 +131,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "runs" / f"gate-trials-{time.strftime('%Y%m%d-%H%M%S')}")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "results" / "runs" / f"gate-trials-{time.strftime('%Y%m%d-%H%M%S')}")
     parser.add_argument("--load-procs", type=int, default=2, help="competing `yes` processes in uniform_load")
     parser.add_argument("--interleave", action="store_true",
                         help="run trial 1 of every scenario, then trial 2, ... (so machine load hits all alike)")

@@ -16,7 +16,7 @@ again: sweeps resume, finished steps are skipped (OUT/campaign.csv records which
 
 `--dry-run` runs the same steps on the CPU with tiny grids (1 step, 1 repeat, small S); steps that
 need CUDA are recorded as skipped with the reason. The estimates (`--plan`) are for the real
-campaign on an H100; their assumptions are in `ASSUMPTIONS` and docs/gpu_campaign.md.
+campaign on an H100; their assumptions are in `ASSUMPTIONS` and docs/gpu-campaign.md.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ CHUNK_BUDGET_S = 540.0  # 9 minutes: a device command may run 10, and the machin
 CAMPAIGN_TARGET_S = 35 * 60
 STAGED_DATA = Path(".data") / "mnist"
 REFERENCE_DIR = Path("results") / "reference_a100"
-TABLE2 = "report_table2_epoch_seconds.csv"
 LOG_FILE = "campaign.csv"
 LOG_COLUMNS = ("chunk", "step", "mode", "status", "estimate_s", "wall_s", "returncode", "reason", "started", "ended")
 
@@ -239,7 +238,8 @@ def profile_steps(s: Settings) -> list[Step]:
               "--out", str(s.out / "profile"), *n)
     steps = [Step("profile vmap_lrt", ("profile", "--impl", "vmap_lrt", *common), PROCESS_START_S + 10),
              Step("profile sequential", ("profile", "--impl", "sequential", *common), PROCESS_START_S + 10),
-             Step("profile vmap_lrt cudagraphs", ("profile", "--impl", "vmap_lrt", "--step-mode", "cudagraphs", *common),
+             Step("profile vmap_lrt cudagraphs",
+                  ("profile", "--impl", "vmap_lrt", "--step-mode", "cudagraphs", *common),
                   PROCESS_START_S + 10, skip_reason="needs a CUDA device" if s.dry_run else "")]
     steps.append(Step("pytest -m gpu", ("-m", "gpu", "-q", "-p", "no:cacheprovider", "tests/"),
                       PYTEST_GPU_S, kind="pytest",
@@ -283,7 +283,8 @@ def build_chunks(s: Settings) -> list[Chunk]:
               tuple(lever_steps(s))),
         Chunk(5, "compile", "torch.compile of the loss, MNIST S=1,10; analyze the levers",
               tuple(compile_steps(s))),
-        Chunk(6, "profile", "profiler summaries of MNIST S=10 steps, and the gpu-marked tests", tuple(profile_steps(s))),
+        Chunk(6, "profile", "profiler summaries of MNIST S=10 steps, and the gpu-marked tests",
+              tuple(profile_steps(s))),
         Chunk(7, "conv", "conv tasks (lenet5, resnet18 on synthetic inputs)", tuple(conv_steps(s))),
         Chunk(8, "quality", "the largest-n_mc table on ResNet-18 and a short training run with quality",
               tuple(quality_steps(s))),
@@ -433,7 +434,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=CHUNK_BUDGET_S, metavar="S",
                         help=f"seconds per chunk (default {CHUNK_BUDGET_S:g})")
     parser.add_argument("--total", type=float, metavar="S", help="seconds for this whole invocation: each chunk gets "
-                                                                 "the smaller of --budget and what is left (one device call, several chunks)")
+                                                                 "the smaller of --budget and what is left "
+                                                                 "(one device call, several chunks)")
     parser.add_argument("--pack", metavar="DIR", help="after each chunk, write DIR/<out name>.tar.gz of the campaign "
                                                       "directory (the device returns files, not folders)")
     parser.add_argument("--stage-data", action="store_true", help=f"copy MNIST into {STAGED_DATA} and exit")
@@ -453,7 +455,8 @@ def main(argv=None) -> int:
             import torch
 
             if not torch.cuda.is_available():
-                raise UsageError("no CUDA device here: run the campaign on a GPU machine, or rehearse it with --dry-run")
+                raise UsageError("no CUDA device here: run the campaign on a GPU machine, "
+                                 "or rehearse it with --dry-run")
         chunks = build_chunks(settings)
         if args.plan:
             real = build_chunks(Settings(dry_run=False, out=settings.out, data_dir=settings.data_dir))

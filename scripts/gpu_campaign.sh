@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU measurement campaign in resumable chunks of at most 9 minutes (scripts/gpu_campaign.py;
-# docs/gpu_campaign.md has the device calls). Runs from the working tree, installs nothing.
+# docs/gpu-campaign.md has the device calls). Runs from the working tree, installs nothing.
 #   scripts/gpu_campaign.sh --plan | --stage-data | --dry-run [--chunk N] | --chunk N --out DIR [--pack DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the README's "bnn-bench vs the libraries you know" table from a results directory.
+"""Print the peers table (results/cpu/peers-xeon-2threads-rounds-20261130/README.md) from a results directory.
 
     python3 scripts/peers_table.py results/cpu/peers-epyc-1thread [--task mnist] [--samples 10]
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.errors import AnalysisInputError  # noqa: E402
 from analysis.load import load_results, machine_summary, repeat_epoch_seconds  # noqa: E402
-from analysis.peers import peer_table, sentences  # noqa: E402
 from analysis.markdown import markdown_table  # noqa: E402
+from analysis.peers import peer_table, sentences  # noqa: E402
+from bench.contract.errors import AnalysisInputError  # noqa: E402
 
 
 def main(argv=None) -> int:

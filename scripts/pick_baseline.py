@@ -22,7 +22,8 @@ def pick(root: Path, model: str) -> Path | None:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue
-        found.append((meta.get("machine", {}).get("cpu_model") == model, meta.get("start_time") or "", meta_path.parent))
+        found.append((meta.get("machine", {}).get("cpu_model") == model, meta.get("start_time") or "",
+                      meta_path.parent))
     return max(found)[2] if found else None
 
 

@@ -55,7 +55,8 @@ def test_fitting_the_reports_table2_reproduces_its_table1_at_the_printed_precisi
     table1 = pd.read_csv(REFERENCES / "report_table1_slopes.csv", dtype={"slope_seconds_per_sample": str})
     assert len(table1) == 6
     for row in table1.itertuples(index=False):
-        ours = slopes[(slopes["task"] == row.task) & (slopes["impl"] == row.implementation)]["slope_s_per_sample"].item()
+        ours = slopes[(slopes["task"] == row.task)
+                      & (slopes["impl"] == row.implementation)]["slope_s_per_sample"].item()
         printed = row.slope_seconds_per_sample  # at most two significant digits, as the report printed it
         assert round(ours, _decimals(printed)) == pytest.approx(float(printed)), (row, ours)
     assert (slopes["r2"] > 0.99).all()  # the report: R^2 over 0.99 for every fit

@@ -31,11 +31,10 @@ def cpu_only(monkeypatch):
 @pytest.fixture
 def fake_analysis(monkeypatch):
     """An `analysis` package stand-in: records its calls, writes report.md, rejects a directory without runs.csv."""
+    from bench.contract.errors import AnalysisInputError
+
     module = types.ModuleType("analysis")
     module.calls = []
-
-    class AnalysisInputError(Exception):
-        pass
 
     def analyze(results_dir, reference_dir=None, out_dir=None):
         module.calls.append((Path(results_dir), reference_dir, out_dir))
@@ -232,7 +231,8 @@ def test_default_job_sweeps_quick_then_analyzes(capsys, tmp_path, fake_analysis)
     code, stdout, _ = run_cli(capsys, "--out", str(out), "--executor", "inline", *FAKE)
     assert code == 0
     rows = read_runs(out)
-    assert len(rows) == 36 and {r["task"] for r in rows} == {"regression", "mnist"} and {r["device"] for r in rows} == {"cpu"}
+    assert (len(rows) == 36 and {r["task"] for r in rows} == {"regression", "mnist"}
+            and {r["device"] for r in rows} == {"cpu"})
     assert json.loads((out / "meta.json").read_text())["profile"] == "quick"
     assert [call[0] for call in fake_analysis.calls] == [out]
     assert str(out / "report.md") in stdout and str(out / "runs.csv") in stdout and "figures" in stdout

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis.compare import Side, compare_paths, compare_sides
-from analysis.errors import AnalysisInputError
 from bench.cli.main import main
+from bench.contract.errors import AnalysisInputError
 from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
 
 NOISE_SIGMA = 0.03

@@ -67,7 +67,8 @@ def test_a_users_factory_runs_on_synthetic_task_data_and_is_recorded(tmp_path, c
                  "--out", str(out)]) == 0
     rows = read_runs(out)
     assert [r["status"] for r in rows] == ["ok"] * 3, [r["error"] for r in rows]
-    assert {r["data"] for r in rows} == {"synthetic"} and {r["model"] for r in rows} == {"tests.plugins.models:tiny_cnn"}
+    assert ({r["data"] for r in rows} == {"synthetic"}
+            and {r["model"] for r in rows} == {"tests.plugins.models:tiny_cnn"})
     assert pd.read_csv(out / "runs.csv")["graph_bytes"].gt(0).all()
 
 
@@ -86,7 +87,8 @@ def test_search_brackets_the_largest_fitting_n_mc():
 def test_search_stops_at_the_cap_and_on_other_failures():
     assert search_max_n_mc(lambda n: "ok", cap=1000) == search_max_n_mc(lambda n: "ok", cap=1000)
     capped = search_max_n_mc(lambda n: "ok", cap=1000)
-    assert (capped.max_fit, capped.first_failure, capped.stopped_by, capped.probes) == (1000, None, "cap", (1, 10, 100, 1000))
+    assert ((capped.max_fit, capped.first_failure, capped.stopped_by, capped.probes)
+            == (1000, None, "cap", (1, 10, 100, 1000)))
     assert search_max_n_mc(lambda n: "oom", cap=100).max_fit == 0
     timed_out = search_max_n_mc(lambda n: "ok" if n < 100 else "timeout", cap=10**6)
     assert (timed_out.max_fit, timed_out.stopped_by) == (10, "timeout")
@@ -101,7 +103,8 @@ def test_maxnmc_command_writes_rows_and_analyze_renders_the_table(tmp_path, caps
                  "--memory-limit", "6G", "--batch-size", "16", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     rows = read_runs(out)
-    assert [(r["kl"], r["n_mc"], r["status"]) for r in rows] == [("repar_exact", "1", "ok"), ("repar_exact", "10", "ok")]
+    assert [(r["kl"], r["n_mc"], r["status"]) for r in rows] == [("repar_exact", "1", "ok"),
+                                                                 ("repar_exact", "10", "ok")]
     from analysis import analyze
     from analysis.maxnmc_table import max_n_mc_table
 

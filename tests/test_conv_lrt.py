@@ -32,8 +32,10 @@ def draws(request):
     model = _one_conv_model(factory())
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
-        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=DRAWS, generator=torch.Generator().manual_seed(1))
-        sampled = B.get_implementation("vmap").predict(model, x, samples=DRAWS, generator=torch.Generator().manual_seed(2))
+        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=DRAWS,
+                                                       generator=torch.Generator().manual_seed(1))
+        sampled = B.get_implementation("vmap").predict(model, x, samples=DRAWS,
+                                                       generator=torch.Generator().manual_seed(2))
     return model, x, lrt[:, 0].flatten(1), sampled[:, 0].flatten(1)
 
 
@@ -68,7 +70,8 @@ def test_hoisting_the_first_layer_changes_nothing_on_a_conv_net():
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     lrt = B.get_implementation("vmap_lrt")
     noise = lrt.draw_activation_noise(model, 2, x, torch.Generator().manual_seed(1))
-    assert [tuple(n.shape) for n in noise] == [(2, 3, 6, 28, 28), (2, 3, 16, 10, 10), (2, 3, 120), (2, 3, 84), (2, 3, 10)]
+    assert [tuple(n.shape) for n in noise] == [(2, 3, 6, 28, 28), (2, 3, 16, 10, 10), (2, 3, 120), (2, 3, 84),
+                                               (2, 3, 10)]
     torch.testing.assert_close(lrt.predict(model, x, samples=2, noise=noise),
                                type(lrt)(hoist_first_layer=False).predict(model, x, samples=2, noise=noise))
 
@@ -83,7 +86,8 @@ def test_a_bayesian_layer_without_a_moment_rule_is_one_line_naming_its_type():
     assert "ConvTranspose2d" in message and "'2'" in message and "\n" not in message
     spec = B.ElboSpec(B.CategoricalLikelihood(), "closed", B.make_prior("gaussian"), n_train=10)
     with pytest.raises(B.BnnConfigError, match="ConvTranspose2d"):
-        B.get_implementation("vmap_lrt").loss(model, torch.rand(2, 1, 28, 28), torch.tensor([1, 2]), samples=2, spec=spec)
+        B.get_implementation("vmap_lrt").loss(model, torch.rand(2, 1, 28, 28), torch.tensor([1, 2]),
+                                              samples=2, spec=spec)
     # The weight-sampling implementations run it.
     spec = B.ElboSpec(B.CategoricalLikelihood(), "sample", B.make_prior("gaussian"), n_train=10)
     assert torch.isfinite(B.get_implementation("vmap").loss(model, torch.rand(2, 1, 28, 28), torch.tensor([1, 2]),

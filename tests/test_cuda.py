@@ -36,8 +36,10 @@ def test_lrt_matches_weight_sampling_moments_on_cuda():
     x = torch.tensor([[0.7, -1.2, 0.4]], device="cuda", dtype=torch.float64)
     n = 50_000
     with torch.no_grad():
-        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=n, generator=torch.Generator("cuda").manual_seed(1))[:, 0]
-        ws = B.get_implementation("vmap").predict(model, x, samples=n, generator=torch.Generator("cuda").manual_seed(2))[:, 0]
+        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=n,
+                                                       generator=torch.Generator("cuda").manual_seed(1))[:, 0]
+        ws = B.get_implementation("vmap").predict(model, x, samples=n,
+                                                  generator=torch.Generator("cuda").manual_seed(2))[:, 0]
     se = (lrt.var(0) / n + ws.var(0) / n).sqrt()
     assert torch.all((lrt.mean(0) - ws.mean(0)).abs() < 4 * se)
     torch.testing.assert_close(lrt.var(0), ws.var(0), rtol=0.04, atol=0)

@@ -50,7 +50,8 @@ def wait_until_gone(pid: int, within: float = 5.0) -> bool:
     [
         (MemoryError(), "oom", "MemoryError"),
         (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), "oom", "RuntimeError: CUDA out of memory."),
-        (RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried 8 GB"), "oom", "can't allocate"),
+        (RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried 8 GB"),
+         "oom", "can't allocate"),
         (type("OutOfMemoryError", (RuntimeError,), {})("CUDA"), "oom", "OutOfMemoryError: CUDA"),
         (RuntimeError("shape mismatch"), "error", "RuntimeError: shape mismatch"),
         (ValueError("bad\nvalue"), "error", "ValueError: bad value"),
@@ -167,8 +168,10 @@ def test_a_killed_sweep_takes_its_config_and_the_configs_children_with_it(tmp_pa
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     sweep = subprocess.Popen(
-        [sys.executable, "-c", "from bench.run.executors import LocalExecutor; from bench.contract.config import BenchConfig; "
-         f"LocalExecutor('tests.fakes:sleeps_with_grandchild').run(BenchConfig('vmap', 'regression', 1, data_dir={str(tmp_path)!r}))"],
+        [sys.executable, "-c", "from bench.run.executors import LocalExecutor; "
+                               "from bench.contract.config import BenchConfig; "
+                               "LocalExecutor('tests.fakes:sleeps_with_grandchild').run("
+                               f"BenchConfig('vmap', 'regression', 1, data_dir={str(tmp_path)!r}))"],
         env=dict(child_environment(), TMPDIR=str(scratch_root)), start_new_session=True,
     )
     pid_file = tmp_path / "grandchild.pid"

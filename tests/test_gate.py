@@ -245,7 +245,8 @@ def test_check_json_and_exit_codes(fake_baseline, tmp_path, monkeypatch, capsys)
     assert {"config", "metric", "verdict", "point", "low", "high", "threshold", "detail"} <= set(doc["rows"][0])
     monkeypatch.setenv("BNN_BENCH_FAKE_EXTRA_OP", "vmap_lrt")
     extra = run_sweep(_fake_grid(), tmp_path / "extra", rounds=4, target="tests.fakes:paced_ok", progress=False)
-    assert main(["check", str(fake_baseline), str(extra), "--format", "github", "--json", str(tmp_path / "d.json")]) == 1
+    assert main(["check", str(fake_baseline), str(extra), "--format", "github",
+                 "--json", str(tmp_path / "d.json")]) == 1
     out = capsys.readouterr().out
     assert "::error title=performance regression: regression vmap_lrt" in out and "aten.nan_to_num" in out
     doc = json.loads((tmp_path / "d.json").read_text())

@@ -117,8 +117,9 @@ def test_compile_step_matches_eager_on_cpu():
 
 def test_sweep_flags_reach_every_config_and_bad_levers_fail_before_running():
     parser = build_parser()
-    args = parser.parse_args(["sweep", "--profile", "paper", "--task", "regression", "--impl", "vmap", "--samples", "1,2",
-                              "--device", "cpu", "--precision", "bf16", "--optimizer", "adam_fused", "--steps", "1"])
+    args = parser.parse_args(["sweep", "--profile", "paper", "--task", "regression", "--impl", "vmap",
+                              "--samples", "1,2", "--device", "cpu", "--precision", "bf16", "--optimizer", "adam_fused",
+                              "--steps", "1"])
     configs = grid_from_args(args)
     assert {(c.precision, c.optimizer, c.step_mode) for c in configs} == {("bf16", "adam_fused", "eager")}
     args = parser.parse_args(["sweep", "--profile", "paper", "--task", "regression", "--device", "cpu",

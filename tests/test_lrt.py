@@ -19,8 +19,10 @@ def outputs():
                           init=B.PosteriorInit(rho_low=-1.5, rho_high=-0.5))  # wide posterior: a visible spread
     x = torch.tensor([[0.7, -1.2, 0.4]], dtype=torch.float64)
     with torch.no_grad():
-        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=DRAWS, generator=torch.Generator().manual_seed(1))
-        weights = B.get_implementation("vmap").predict(model, x, samples=DRAWS, generator=torch.Generator().manual_seed(2))
+        lrt = B.get_implementation("vmap_lrt").predict(model, x, samples=DRAWS,
+                                                       generator=torch.Generator().manual_seed(1))
+        weights = B.get_implementation("vmap").predict(model, x, samples=DRAWS,
+                                                       generator=torch.Generator().manual_seed(2))
     return model, x, lrt[:, 0, :], weights[:, 0, :]
 
 

@@ -39,7 +39,8 @@ def test_paired_orders_time_every_config_once_per_round_and_vary_which_side_goes
 
 
 def test_base_environment_puts_the_base_tree_first_and_drops_this_checkouts_plugins(tmp_path):
-    env = base_environment(tmp_path, {"PYTHONPATH": f"{ROOT}:/elsewhere", "BNN_BENCH_PLUGINS": "tests.plugins.slow_vmap"})
+    env = base_environment(tmp_path, {"PYTHONPATH": f"{ROOT}:/elsewhere",
+                                      "BNN_BENCH_PLUGINS": "tests.plugins.slow_vmap"})
     assert env["PYTHONPATH"].split(":") == [str(tmp_path), "/elsewhere"]
     assert "BNN_BENCH_PLUGINS" not in env
     assert base_environment(tmp_path, {}, plugins="my.plugin")["BNN_BENCH_PLUGINS"] == "my.plugin"

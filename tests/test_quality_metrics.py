@@ -21,7 +21,8 @@ def test_mixture_probabilities_entropy_and_mutual_information_by_hand():
     torch.testing.assert_close(c.probs, torch.tensor([[0.5, 0.5], [1.0, 0.0]], dtype=torch.float64))
     torch.testing.assert_close(c.entropy, torch.tensor([math.log(2), 0.0], dtype=torch.float64), atol=1e-12, rtol=0)
     # Each sample is certain: no aleatoric part, all of the first example's entropy is epistemic.
-    torch.testing.assert_close(c.mutual_information, torch.tensor([math.log(2), 0.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(c.mutual_information, torch.tensor([math.log(2), 0.0], dtype=torch.float64),
+                               atol=1e-12, rtol=0)
 
 
 def test_error_nll_brier_and_ece_by_hand():
@@ -47,7 +48,8 @@ def test_ece_pools_examples_of_one_bin():
 
 def test_top_class_sample_probabilities_follow_the_mixtures_choice():
     logits = torch.log(torch.tensor([[[0.6, 0.4]], [[0.1, 0.9]]]))  # mixture (0.35, 0.65): class 1
-    torch.testing.assert_close(metrics.top_class_sample_probs(logits), torch.tensor([[0.4], [0.9]], dtype=torch.float64))
+    torch.testing.assert_close(metrics.top_class_sample_probs(logits),
+                               torch.tensor([[0.4], [0.9]], dtype=torch.float64))
 
 
 def test_regression_mixture_nll_variance_and_coverage_by_hand():
@@ -57,7 +59,8 @@ def test_regression_mixture_nll_variance_and_coverage_by_hand():
     c = metrics.regression_chunk(outputs, sigma, y)
     torch.testing.assert_close(c.mean, torch.tensor([1.0, 1.0], dtype=torch.float64))
     torch.testing.assert_close(c.variance, torch.tensor([1.0 + 0.25, 0.25], dtype=torch.float64))
-    normal = lambda d: math.exp(-0.5 * (d / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    def normal(d):
+        return math.exp(-0.5 * (d / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
     assert float(c.nll[0]) == pytest.approx(-math.log(0.5 * normal(1.0) + 0.5 * normal(1.0)))
     assert float(c.nll[1]) == pytest.approx(-math.log(normal(0.0)))
     m = metrics.regression_metrics(c.mean, c.variance, c.nll, torch.tensor([1.0, 2.5]))

@@ -99,7 +99,8 @@ def test_only_the_final_attempt_of_a_config_counts(tmp_path):
     w = QualityWriter(tmp_path)
     w.append(QUALITY_FILE, [_row("a", "killed", 1, False, test_error=0.5)])  # a run killed after one epoch
     w.append(FGSM_FILE, [dict(run_id="a", attempt="killed", eps=0.0, accuracy=0.1)])
-    w.append(QUALITY_FILE, [_row("a", "second", 1, False, test_error=0.4), _row("a", "second", 2, True, test_error=0.3)])
+    w.append(QUALITY_FILE, [_row("a", "second", 1, False, test_error=0.4),
+                            _row("a", "second", 2, True, test_error=0.3)])
     w.append(FGSM_FILE, [dict(run_id="a", attempt="second", eps=0.0, accuracy=0.7)])
     assert final_attempts(tmp_path) == {"a": "second"}
     assert [r["test_error"] for r in counted_rows(tmp_path, QUALITY_FILE)] == ["0.4", "0.3"]
@@ -142,9 +143,11 @@ class _Fixed:
 def test_ood_rows_find_the_set_where_samples_disagree():
     n = 50
     agree = torch.tensor([8.0, 0.0])[None, None].expand(3, n, 2)  # every sample certain of class 0
-    disagree = torch.stack([torch.tensor([8.0, 0.0]), torch.tensor([0.0, 8.0]), torch.tensor([8.0, 0.0])])[:, None].expand(3, n, 2)
+    disagree = torch.stack([torch.tensor([8.0, 0.0]), torch.tensor([0.0, 8.0]),
+                            torch.tensor([8.0, 0.0])])[:, None].expand(3, n, 2)
     predict = _Fixed({0: agree, 1: disagree})
-    sets = [InputSet("mnist", torch.zeros(n, 4), torch.zeros(n, dtype=torch.long)), InputSet("fashion_mnist", None, reason="absent"),
+    sets = [InputSet("mnist", torch.zeros(n, 4), torch.zeros(n, dtype=torch.long)),
+            InputSet("fashion_mnist", None, reason="absent"),
             InputSet("shifted", torch.ones(n, 4), torch.zeros(n, dtype=torch.long))]
     rows, hist = ood_rows(predict, sets, 3, None, 10_000)
     by = {r["set"]: r for r in rows}
@@ -175,7 +178,8 @@ def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_
     from analysis.quality_report import write_report
 
     w = QualityWriter(tmp_path)
-    fgsm = {"bnn": [0.98, 0.8, 0.5, 0.3, 0.2], "mlp": [0.98, 0.3, 0.05, 0.01, 0.0], "mlp_dropout": [0.98, 0.5, 0.2, 0.1, 0.0]}
+    fgsm = {"bnn": [0.98, 0.8, 0.5, 0.3, 0.2], "mlp": [0.98, 0.3, 0.05, 0.01, 0.0],
+            "mlp_dropout": [0.98, 0.5, 0.2, 0.1, 0.0]}
     for impl, accs in fgsm.items():
         name = "vmap_lrt" if impl == "bnn" else impl
         w.append("fgsm.csv", [dict(run_id=impl, attempt="a", impl=name, eps=e, accuracy=a, attack_samples=10,
@@ -183,7 +187,8 @@ def test_analysis_of_mnist_rows_draws_figures_6_and_8_and_states_the_claims(tmp_
         w.append("ood.csv", [dict(run_id=impl, attempt="a", impl=name, set="mnist", status="ok", n=10),
                              dict(run_id=impl, attempt="a", impl=name, set="rotated_90", status="ok", n=10,
                                   auroc_mi=0.9 if impl == "bnn" else 0.5, auroc_entropy=0.8),
-                             dict(run_id=impl, attempt="a", impl=name, set="kmnist", status="skipped", reason="absent")])
+                             dict(run_id=impl, attempt="a", impl=name, set="kmnist", status="skipped",
+                                  reason="absent")])
         w.append("ood_hist.csv", [dict(run_id=impl, attempt="a", set=s, bin_low=i / 20, bin_high=(i + 1) / 20, count=i)
                                   for s in ("mnist", "rotated_90") for i in range(20)])
         w.append(QUALITY_FILE, [_row(impl, "a", 1, True, impl=name, test_error=0.02, train_s=1.0, epoch_train_s=1.0)])

@@ -1,5 +1,7 @@
 """Appending columns keeps earlier results directories readable (committed baselines) and resumable."""
 
+from pathlib import Path
+
 import pytest
 
 from bench.contract.errors import UsageError
@@ -43,3 +45,42 @@ def test_a_header_that_is_not_a_prefix_is_still_corrupt(tmp_path):
     (d / "runs.csv").write_text("run_id,task,impl\nr1,mnist,vmap\n")
     with pytest.raises(UsageError, match="header is not the"):
         read_runs(d)
+
+
+def test_every_committed_results_directory_reads():
+    """What was measured stays readable: every runs.csv (repeats, operator counts, meta and grid beside
+    it) and every quality directory committed under results/, whatever version wrote it."""
+    from bench.contract.quality_schema import QUALITY_TABLES
+    from bench.contract.quality_store import read_table
+    from bench.contract.store import load_grid, read_meta, read_ops, read_repeats, read_runs
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    runs = sorted(root.rglob("runs.csv"))
+    assert len(runs) > 100  # the committed runs are there to read
+    for path in runs:
+        rows = read_runs(path.parent)
+        assert all(r["run_id"] and r["status"] for r in rows), path
+        read_repeats(path.parent)
+        read_ops(path.parent)
+        if (path.parent / "meta.json").is_file() and "grid" in read_meta(path.parent):
+            assert {c.run_id for c in load_grid(path.parent)} >= {r["run_id"] for r in rows if r["status"] == "ok"} \
+                or path.parent.name.startswith(("maxnmc", "check")), path
+    for path in sorted(root.rglob("quality.csv")):
+        for name in QUALITY_TABLES:
+            read_table(path.parent, name)
+
+
+def test_a_header_in_another_order_reads_by_name_and_an_unknown_column_is_refused(tmp_path):
+    from bench.contract.schema import RUNS_COLUMNS
+    from bench.contract.store import read_runs
+
+    header = list(RUNS_COLUMNS[:16])
+    header[14], header[15] = header[15], header[14]  # error before repeats
+    row = {c: "" for c in header} | {"run_id": "a", "status": "ok", "repeats": "1", "error": "none"}
+    (tmp_path / "runs.csv").write_text(",".join(header) + "\n" + ",".join(row[c] for c in header) + "\n")
+    (read,) = read_runs(tmp_path)
+    assert read["error"] == "none" and read["repeats"] == "1" and read["step_s_median"] == ""
+    (tmp_path / "runs.csv").write_text(",".join(header + ["surprise"]) + "\n"
+                                       + ",".join(row[c] for c in header) + ",x\n")
+    with pytest.raises(UsageError, match="line 1 is corrupt"):
+        read_runs(tmp_path)

@@ -74,7 +74,9 @@ def test_kl_weight_is_one_over_n_on_every_step():
 
 def test_same_seed_same_steps_different_seed_different_steps():
     data = B.load_dataset("regression", "cpu", torch.float32)
-    run = lambda seed: torch.stack([t.loss for t in _train("regression", data, (1, 8, 1), "vmap", "sample", 5, 1e-3, seed=seed)])
+    def run(seed):
+        return torch.stack([t.loss for t in _train("regression", data, (1, 8, 1), "vmap", "sample", 5, 1e-3,
+                                                   seed=seed)])
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
 
@@ -96,13 +98,15 @@ def test_non_positive_samples_is_a_clear_error(samples):
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: B.get_implementation("vmapp"), "unknown implementation 'vmapp': choose one of sequential, vmap, vmap_lrt"),
+        (lambda: B.get_implementation("vmapp"),
+         "unknown implementation 'vmapp': choose one of sequential, vmap, vmap_lrt"),
         (lambda: B.make_prior("laplace"), "unknown prior 'laplace'"),
         (lambda: B.load_dataset("cifar", "cpu", torch.float32), "unknown task 'cifar'"),
         (lambda: B.check_combination("vmap", "exact", "gaussian"), "unknown KL estimator 'exact'"),
         (lambda: B.check_combination("vmap", "closed", "mixture"), "needs the gaussian prior"),
         (lambda: B.check_combination("vmap", "repar", "mixture"), "needs the gaussian prior"),
-        (lambda: B.check_combination("vmap_lrt", "sample", "gaussian"), "needs sampled weights.*closed, mc, repar, repar_exact"),
+        (lambda: B.check_combination("vmap_lrt", "sample", "gaussian"),
+         "needs sampled weights.*closed, mc, repar, repar_exact"),
     ],
 )
 def test_bad_names_and_combinations_raise_one_line_errors(call, match):
@@ -114,9 +118,11 @@ def test_bad_names_and_combinations_raise_one_line_errors(call, match):
 def test_wrong_combination_is_refused_by_the_implementation_itself():
     model = B.BayesianMLP((1, 4, 1))
     with pytest.raises(B.BnnConfigError, match="needs sampled weights"):
-        B.get_implementation("vmap_lrt").loss(model, torch.zeros(2, 1), torch.zeros(2, 1), samples=1, spec=_spec("sample"))
+        B.get_implementation("vmap_lrt").loss(model, torch.zeros(2, 1), torch.zeros(2, 1),
+                                              samples=1, spec=_spec("sample"))
     with pytest.raises(B.BnnConfigError, match="needs the gaussian prior"):
-        B.get_implementation("vmap").loss(model, torch.zeros(2, 1), torch.zeros(2, 1), samples=1, spec=_spec("closed", "mixture"))
+        B.get_implementation("vmap").loss(model, torch.zeros(2, 1), torch.zeros(2, 1),
+                                          samples=1, spec=_spec("closed", "mixture"))
 
 
 def test_missing_mnist_names_where_to_put_it(tmp_path):

@@ -18,7 +18,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("dirs", metavar="DIR", nargs="+",
                         help="results directory (holds runs.csv); several are merged into one report (needs --out)")
-    parser.add_argument("--reference", metavar="DIR", help="a results directory to compare with (e.g. the report's A100 run)")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="a results directory to compare with (e.g. the report's A100 run)")
     parser.add_argument("--out", metavar="DIR", help="where tables, figures and report.md go (default: DIR; required "
                                                     "with several DIRs)")
     parser.add_argument("--prefer", metavar="newest|DIR",

@@ -53,10 +53,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), markdown (a table for a pull-request comment), github (text plus "
                              "::error annotations for GitHub Actions)")
-    parser.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE (see README)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the comparison as JSON to FILE (docs/results-format.md)")
     parser.add_argument("--rounds", type=int, metavar="R",
                         help="the fresh run's interleaved rounds (default: the baseline's, from its meta.json)")
-    parser.add_argument("--out", metavar="DIR", help="where the fresh run goes (default results/runs/check-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where the fresh run goes (default results/runs/check-<timestamp>)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="how the fresh run's configs run")
     parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is, for the fresh run")
     # Advanced: the config -> RunResult function of the fresh run (tests inject fakes, as with sweep).

@@ -27,6 +27,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _network(task) -> str:
+    if task.architecture:
+        return task.architecture + " " + "x".join(map(str, task.input_shape))
+    return "MLP " + "-".join(map(str, task.sizes))
+
+
 def listing() -> str:
     from bnn_impls import TASK_SPECS, names, registry
 
@@ -36,7 +42,8 @@ def listing() -> str:
         if status.get(impl):
             continue  # installed but not importable: listed below with the reason
         caps = registry.capabilities(impl)
-        lines.append(f"  {impl:<22} {caps.default_kl:<7} {caps.kl_weight:<8} {caps.loss_note or 'ours: ' + registry.ELBO_LOSS_NOTE}")
+        note = caps.loss_note or "ours: " + registry.ELBO_LOSS_NOTE
+        lines.append(f"  {impl:<22} {caps.default_kl:<7} {caps.kl_weight:<8} {note}")
     missing = {name: why for name, why in status.items() if why}
     if missing:
         lines += ["peer implementations not importable here (why; how to install):"]
@@ -44,7 +51,7 @@ def listing() -> str:
     lines += ["KL estimators (what they need):"]
     lines += [f"  {kl:<12} {KL_NEEDS.get(kl, '')}" for kl in names.KL_ESTIMATORS]
     lines += ["tasks (network):"]
-    lines += [f"  {t.name:<12} {t.architecture + ' ' + 'x'.join(map(str, t.input_shape)) if t.architecture else 'MLP ' + '-'.join(map(str, t.sizes))}"
+    lines += [f"  {t.name:<12} {_network(t)}"
               for t in TASK_SPECS.values()]
     lines += ["profiles:"]
     lines += [f"  {p.name:<12} {p.description}" for p in PROFILES.values()]

@@ -32,9 +32,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--task", metavar="LIST", default=",".join(DEFAULT_TASKS),
                         help=f"models, as tasks (default {','.join(DEFAULT_TASKS)})")
-    parser.add_argument("--kl", metavar="LIST", default=",".join(ESTIMATORS), help="estimators (default mc,repar,repar_exact)")
+    parser.add_argument("--kl", metavar="LIST", default=",".join(ESTIMATORS),
+                        help="estimators (default mc,repar,repar_exact)")
     parser.add_argument("--impl", default="vmap_lrt", help="implementation of the likelihood term (default vmap_lrt)")
-    parser.add_argument("--samples", type=positive_int, default=1, metavar="S", help="weight samples per step (default 1)")
+    parser.add_argument("--samples", type=positive_int, default=1, metavar="S",
+                        help="weight samples per step (default 1)")
     parser.add_argument("--memory-limit", metavar="BYTES", default="8G",
                         help="the budget per probe (default 8G): the address-space cap of its process on a CPU, "
                              "the CUDA allocator's limit (set_per_process_memory_fraction) on a GPU")
@@ -58,7 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
     parser.add_argument("--data", default="real", metavar="SOURCE", help="real or synthetic (default real)")
     parser.add_argument("--data-dir", metavar="DIR")
-    parser.add_argument("--model", metavar="MODULE:FACTORY", help="a user's model factory instead of the task's network")
+    parser.add_argument("--model", metavar="MODULE:FACTORY",
+                        help="a user's model factory instead of the task's network")
     parser.add_argument("--out", metavar="DIR", help="results directory (default results/runs/maxnmc-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue --out DIR, reusing the probes it holds")
     parser.add_argument("--executor", choices=EXECUTORS, default="local")

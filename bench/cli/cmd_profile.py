@@ -19,19 +19,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "write DIR/profiles/<run_id>.md (summary), <run_id>_ops.csv (every operator and kernel) and "
                     "append a row to DIR/profiles/summary.csv.",
     )
-    parser.add_argument("--task", default="mnist", help="regression or mnist (default mnist)")
+    parser.add_argument("--task", default="mnist", help="regression, mnist, lenet5, vgg11, resnet18 (default mnist)")
     parser.add_argument("--impl", default="vmap_lrt", help="implementation (default vmap_lrt)")
     parser.add_argument("--samples", default="10", metavar="S", help="Monte Carlo samples S (default 10)")
     parser.add_argument("--kl", help="KL estimator (default: the implementation's own)")
     parser.add_argument("--n-mc", default="1", metavar="N", help="KL draws for mc, repar, repar_exact (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--steps", type=positive_int, default=20, metavar="N", help="profiled steps (default 20)")
-    parser.add_argument("--warmup", type=nonnegative_int, default=5, metavar="N", help="untimed steps first (default 5)")
-    parser.add_argument("--threads", type=positive_int, metavar="N", help=f"torch CPU threads (default {default_threads()})")
+    parser.add_argument("--warmup", type=nonnegative_int, default=5, metavar="N",
+                        help="untimed steps first (default 5)")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help=f"torch CPU threads (default {default_threads()})")
     parser.add_argument("--step-mode", default="eager", help="eager, compile, cudagraphs")
     parser.add_argument("--precision", default="fp32", help="fp32, tf32, bf16")
     parser.add_argument("--optimizer", default="adam", help="adam, adam_loop, adam_foreach, adam_fused")
-    parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
     parser.add_argument("--out", metavar="DIR", required=True, help="results directory; files go to DIR/profiles/")
     parser.set_defaults(run=run)
     return parser

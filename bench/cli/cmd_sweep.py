@@ -40,31 +40,34 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options about where and how configs run (shared with the default job)."""
     parser.add_argument("--out", metavar="DIR", help="results directory (default: results/runs/<profile>-<timestamp>); "
                                                     "must not exist or be empty, unless --resume")
-    parser.add_argument("--resume", action="store_true", help="continue --out DIR: run only configs without a final row")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue --out DIR: run only configs without a final row")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local: a fresh process per config (default); inline: in this process (debugging); "
                              "slurm: one submitit job per config")
-    parser.add_argument("--data-dir", metavar="DIR", help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
     parser.add_argument("--memory-limit", metavar="BYTES", help="address-space cap per config, e.g. 8G: "
                                                                 "a runaway config becomes an oom row")
     # Advanced: the config -> RunResult function the worker calls (tests inject fakes with it).
     parser.add_argument("--target", default=DEFAULT_TARGET, help=argparse.SUPPRESS)
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def _description() -> str:
     budgets = "; ".join(f"{task} " + (f"{b.epochs} epoch(s)" if b.epochs else f"{b.steps} steps")
                         + f" x {b.repeats} repeats after {b.warmup} warm-up steps" for task, b in TASK_BUDGETS.items())
-    parser = subparsers.add_parser(
-        "sweep", help="measure every config of a grid, each in its own process",
-        description="Measure every config of a grid, each in isolation, appending one row per config to "
-                    "DIR/runs.csv (timed repeats to DIR/repeats.csv, the machine to DIR/meta.json). Without "
-                    "--profile the grid is the one the flags describe, with defaults for the rest: "
-                    f"--impl {','.join(FLAG_DEFAULTS.impls)} --task {','.join(FLAG_DEFAULTS.tasks)} "
-                    f"--samples {','.join(map(str, FLAG_DEFAULTS.samples))}, each implementation's own KL "
-                    f"estimator, n_mc 1, the gaussian prior, the task's batch size, and per task {budgets}. "
-                    f"With --profile P ({', '.join(PROFILES)}) each flag "
-                    "replaces that axis in every block of P. Lists are comma-separated.",
-    )
+    return ("Measure every config of a grid, each in isolation, appending one row per config to "
+            "DIR/runs.csv (timed repeats to DIR/repeats.csv, the machine to DIR/meta.json). Without "
+            "--profile the grid is the one the flags describe, with defaults for the rest: "
+            f"--impl {','.join(FLAG_DEFAULTS.impls)} --task {','.join(FLAG_DEFAULTS.tasks)} "
+            f"--samples {','.join(map(str, FLAG_DEFAULTS.samples))}, each implementation's own KL "
+            f"estimator, n_mc 1, the gaussian prior, the task's batch size, and per task {budgets}. "
+            f"With --profile P ({', '.join(PROFILES)}) each flag "
+            "replaces that axis in every block of P. Lists are comma-separated.")
+
+
+def _add_axes(parser) -> None:
+    """The grid's axes, and the prior's parameters recorded in every row."""
     grid = parser.add_argument_group("grid")
     grid.add_argument("--profile", default=None,
                       help=f"one of {', '.join(PROFILES)}; without it, the grid is the one the flags describe")
@@ -85,6 +88,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="standard deviation of the mixture's wide component (default 1)")
     priors.add_argument("--mixture-sigma2", type=positive_float, default=math.exp(-6), metavar="S",
                         help="standard deviation of the mixture's narrow component (default e^-6)")
+
+
+def _add_timing(parser) -> None:
     timing = parser.add_argument_group("timing")
     timing.add_argument("--repeats", type=positive_int, metavar="N", help="timed repeats per config")
     length = timing.add_mutually_exclusive_group()
@@ -105,10 +111,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "warm workers would not fit in 24 GiB)")
     timing.add_argument("--count-instructions", action="store_true",
                         help="also count one step's CPU instructions with Valgrind's Callgrind (minutes per config)")
+
+
+def _add_setup(parser) -> None:
+    """Threads, batch, seed and dtype; the dry run; the levers; init, data source and model (these last
+    four join the setup group, after the levers in --help)."""
     setup = parser.add_argument_group("setup")
-    setup.add_argument("--threads", type=positive_int, metavar="N", help=f"torch CPU threads (default {default_threads()})")
+    setup.add_argument("--threads", type=positive_int, metavar="N",
+                       help=f"torch CPU threads (default {default_threads()})")
     setup.add_argument("--batch-size", type=positive_int, metavar="N", help="minibatch size (default: the task's, 128)")
-    setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of data and weights (default 0)")
+    setup.add_argument("--seed", type=nonnegative_int, default=0, metavar="N",
+                       help="seed of data and weights (default 0)")
     setup.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
     preview = parser.add_argument_group("dry run")
     preview.add_argument("--dry-run", action="store_true",
@@ -135,6 +148,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     setup.add_argument("--model", metavar="MODULE:FACTORY",
                        help="run a user's model factory (returns an nn.Module; its Linear/Conv layers are made "
                             "Bayesian) on the task's data, e.g. bnn_impls.architectures:resnet18")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("sweep", help="measure every config of a grid, each in its own process",
+                                   description=_description())
+    _add_axes(parser)
+    _add_timing(parser)
+    _add_setup(parser)
     add_run_options(parser)
     parser.set_defaults(run=run)
     return parser

@@ -1,5 +1,5 @@
 """`bnn-bench train`: train configs for E epochs, measuring quality after every epoch (quality.csv),
-then uncertainty on OOD inputs, FGSM robustness and the regression band (README "Quality runs")."""
+then uncertainty on OOD inputs, FGSM robustness and the regression band (docs/quality.md)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid = parser.add_argument_group("grid (comma-separated lists; every combination is trained)")
     grid.add_argument("--impl", metavar="LIST", default="vmap_lrt",
                       help=f"implementations, and/or the baselines {', '.join(BASELINES)} (default vmap_lrt)")
-    grid.add_argument("--task", metavar="LIST", default="mnist", help="regression, mnist (default mnist)")
+    grid.add_argument("--task", metavar="LIST", default="mnist",
+                      help="regression, mnist, lenet5, vgg11, resnet18 (default mnist)")
     grid.add_argument("--samples", metavar="LIST", default="1", help="training samples S (default 1)")
-    grid.add_argument("--seed", metavar="LIST", default="0", help="seeds (default 0); several measure seed-to-seed spread")
-    grid.add_argument("--init", metavar="LIST", default="report", help=f"posterior init: {', '.join(INIT_SCHEMES)} (default report)")
+    grid.add_argument("--seed", metavar="LIST", default="0",
+                      help="seeds (default 0); several measure seed-to-seed spread")
+    grid.add_argument("--init", metavar="LIST", default="report",
+                      help=f"posterior init: {', '.join(INIT_SCHEMES)} (default report)")
     grid.add_argument("--init-sigma", metavar="LIST", default="0", help="starting sigma; 0 = the scheme's default")
     grid.add_argument("--prior-sigma", metavar="LIST", default="1", help="sigma of the gaussian prior (default 1)")
     grid.add_argument("--kl", help="KL estimator (default: each implementation's own)")
@@ -51,10 +54,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--threads", type=positive_int, help=f"torch CPU threads (default {default_threads()})")
     train.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--test-samples", type=positive_int, default=100, help="posterior samples per prediction (default 100)")
+    evaluation.add_argument("--test-samples", type=positive_int, default=100,
+                            help="posterior samples per prediction (default 100)")
     evaluation.add_argument("--attack-samples", type=positive_int, help="samples in the MC average FGSM differentiates "
                                                                          "(default: --test-samples)")
-    evaluation.add_argument("--ood-examples", type=positive_int, default=10000, help="examples per OOD set (default 10000)")
+    evaluation.add_argument("--ood-examples", type=positive_int, default=10000,
+                            help="examples per OOD set (default 10000)")
     evaluation.add_argument("--fgsm-examples", type=positive_int, default=10000,
                             help="MNIST test examples attacked (default 10000, the whole test set)")
     evaluation.add_argument("--eval-rows", type=positive_int, default=50000,
@@ -63,7 +68,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     evaluation.add_argument("--no-fgsm", action="store_true", help="skip the FGSM evaluation")
     evaluation.add_argument("--no-download", action="store_true", help="never try to download FashionMNIST / KMNIST")
     parser.add_argument("--out", metavar="DIR", help="results directory (default results/runs/train-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue --out DIR: configs with a final row are skipped")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue --out DIR: configs with a final row are skipped")
     parser.add_argument("--data-dir", metavar="DIR", help="where MNIST (and FashionMNIST, KMNIST) are")
     parser.set_defaults(run=run)
     return parser
@@ -95,8 +101,9 @@ def configs_from_args(args) -> list[BenchConfig]:
     configs = []
     for seed, init, init_sigma, prior_sigma in itertools.product(seeds, inits, init_sigmas, prior_sigmas):
         configs += expand(axes, seed=seed, init=init, init_sigma=init_sigma, prior_sigma=prior_sigma, **common)
-    configs.sort(key=lambda c: (tasks.index(c.task), impls.index(c.impl), samples.index(c.samples), seeds.index(c.seed),
-                                inits.index(c.init), init_sigmas.index(c.init_sigma), prior_sigmas.index(c.prior_sigma)))
+    configs.sort(key=lambda c: (tasks.index(c.task), impls.index(c.impl), samples.index(c.samples),
+                                seeds.index(c.seed), inits.index(c.init), init_sigmas.index(c.init_sigma),
+                                prior_sigmas.index(c.prior_sigma)))
     if baselines:
         if "mnist" not in tasks:
             raise UsageError("the baselines are MNIST MLPs: add mnist to --task")

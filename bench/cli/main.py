@@ -11,7 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 from bench.cli import cmd_analyze, cmd_check, cmd_default, cmd_list, cmd_maxnmc, cmd_profile, cmd_sweep, cmd_train
-from bench.contract.errors import UsageError
+from bench.contract.errors import AnalysisInputError, UsageError
 
 PROG = "bnn-bench"
 
@@ -36,18 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _usage_errors() -> tuple[type, ...]:
-    """The exceptions that mean bad input; analysis is imported only if it is importable."""
+    """The exceptions that mean bad input (the math package's imported only now: `--help` needs no torch)."""
     from bnn_impls.mnist import DataError
     from bnn_impls.names import BnnConfigError
 
-    errors: tuple[type, ...] = (UsageError, BnnConfigError, DataError)
-    try:
-        from analysis import AnalysisInputError
-
-        errors += (AnalysisInputError,)
-    except ImportError:
-        pass
-    return errors
+    return (UsageError, AnalysisInputError, BnnConfigError, DataError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

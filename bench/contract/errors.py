@@ -3,3 +3,8 @@
 
 class UsageError(Exception):
     """Bad input from the user: the message is one line naming the problem and the fix."""
+
+
+class AnalysisInputError(ValueError):
+    """A results directory or file that analysis cannot read (missing, foreign, corrupt); the message is
+    one line naming the file and the fix. Re-exported as `analysis.AnalysisInputError`."""

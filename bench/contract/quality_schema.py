@@ -1,5 +1,5 @@
 """Files and columns of quality runs (`bnn-bench train`), as data: standard library only, so
-`analysis/` reads them without torch. README.md "Quality runs" documents every column.
+`analysis/` reads them without torch. docs/results-format.md documents every column.
 
 Every row carries its config's `run_id` and the `attempt` that wrote it. A config's post-training
 rows (OOD, FGSM, regression band) are written before its final quality.csv row, so a final row

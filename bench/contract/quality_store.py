@@ -57,14 +57,16 @@ class QualityWriter:
             raise UsageError(f"--out {self.dir} is a file, not a directory: choose another --out")
         nonempty = self.dir.exists() and any(self.dir.iterdir())
         if nonempty and not resume:
-            raise UsageError(f"--out {self.dir} exists and is not empty: pass --resume to continue it, or choose a new --out")
+            raise UsageError(f"--out {self.dir} exists and is not empty: pass --resume to continue it, "
+                             "or choose a new --out")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             probe = self.dir / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): choose a writable directory") from None
+            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): "
+                             "choose a writable directory") from None
         for name, columns in QUALITY_TABLES.items():
             path = self.dir / name
             if path.exists() and path.stat().st_size:

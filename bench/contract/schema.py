@@ -1,4 +1,4 @@
-"""The results-directory format of contract.md, as data.
+"""The results-directory format (docs/results-format.md), as data.
 
 Kept free of torch (and of everything but the standard library) so `analysis/` can import it on a
 machine that has only pandas, scipy and matplotlib.
@@ -58,7 +58,8 @@ RUNS_COLUMNS = (
     # What the loss multiplied the KL by, and how it differs from our ELBO (peer libraries; "" for ours).
     "kl_weight",
     "loss_note",
-    # Speed levers (bench/training/levers.py) and throughput against the GPU's datasheet peaks (bench/measure/gpu_peaks.py).
+    # Speed levers (bench/training/levers.py) and throughput against the GPU's datasheet peaks
+    # (bench/measure/gpu_peaks.py).
     "step_mode",
     "precision",
     "optimizer",

@@ -1,4 +1,4 @@
-"""A results directory (contract.md): runs.csv, repeats.csv and meta.json, written crash-safely.
+"""A results directory (docs/results-format.md): runs.csv, repeats.csv and meta.json, written crash-safely.
 
 Every row (and every config's group of repeat rows) is one `os.write` on an `O_APPEND` descriptor
 followed by fsync, so a sweep killed at any instant leaves whole lines only, and what was written
@@ -116,8 +116,8 @@ def _corrupt(path: Path, line: int, why: str) -> UsageError:
 def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
     """Rows of a CSV written by this module, every line checked; a missing or empty file has none.
 
-    A header that is a leading part of `columns` was written by an earlier version (columns are only
-    ever appended); its rows read with the newer columns empty (see `_known_header`)."""
+    A header with fewer of `columns` was written by an earlier version; its rows read with the newer
+    columns empty (see `_known_header`)."""
     if not path.exists() or path.stat().st_size == 0:
         return []
     with open(path, "rb") as f:
@@ -134,9 +134,8 @@ def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
     header = next(csv.reader([lines[0]])) if lines else []
     if not _known_header(header, columns):
         raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
-    missing = {c: "" for c in columns[len(header):]}
     rows = []
-    missing = {column: "" for column in columns[len(header):]}
+    missing = {column: "" for column in columns if column not in header}
     for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
         if len(fields) != len(header):
@@ -145,16 +144,17 @@ def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
     return rows
 
 
-#: A header may stop short of the current schema: columns are only ever appended, so a file written
-#: by an older version is a prefix of it (its rows read with the newer columns empty). It must reach
-#: at least the columns every reader relies on.
+#: A header may hold fewer columns than the current schema: a file written by an older version (its
+#: rows read with the newer columns empty). Columns are read by name, so their order does not matter
+#: (two branches that each appended columns wrote them in different orders). It must hold at least
+#: the columns every reader relies on; a column this version does not know is refused.
 _MIN_HEADER = {RUNS_COLUMNS: RUNS_COLUMNS.index("repeats") + 1, REPEATS_COLUMNS: 4}  # run_id .. steps
 
 
 def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
     columns = tuple(columns)
-    shortest = _MIN_HEADER.get(columns, len(columns))
-    return shortest <= len(header) <= len(columns) and tuple(header) == columns[: len(header)]
+    required = columns[:_MIN_HEADER.get(columns, len(columns))]
+    return len(set(header)) == len(header) and set(header) <= set(columns) and set(required) <= set(header)
 
 
 def read_runs(out_dir) -> list[dict]:
@@ -245,7 +245,8 @@ def read_meta(out_dir) -> dict:
     except FileNotFoundError:
         raise UsageError(f"{path} not found: is {out_dir} a results directory written by `bnn-bench sweep`?") from None
     except json.JSONDecodeError as e:
-        raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): move it away or re-run the sweep") from None
+        raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): "
+                         "move it away or re-run the sweep") from None
 
 
 def load_grid(out_dir) -> list[BenchConfig]:
@@ -307,7 +308,8 @@ class ResultsWriter:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): choose a writable directory") from None
+            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): "
+                             "choose a writable directory") from None
 
     def completed_run_ids(self) -> set[str]:
         return completed_run_ids(self.dir)

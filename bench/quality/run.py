@@ -100,7 +100,8 @@ def base_row(config: BenchConfig, options: QualityOptions, run_id: str, attempt:
 
 
 def train_and_evaluate(config: BenchConfig, options: QualityOptions, writer: QualityWriter, *,
-                       clock: Optional[Callable[[], float]] = None, log: Callable[[str], None] = lambda s: None) -> None:
+                       clock: Optional[Callable[[], float]] = None,
+                       log: Callable[[str], None] = lambda s: None) -> None:
     """Train `config` for config.epochs epochs (or to options.stop_at_error), writing rows as it goes.
 
     A failure (bad config, missing data, out of memory) becomes a final row with its status; the
@@ -121,7 +122,7 @@ def train_and_evaluate(config: BenchConfig, options: QualityOptions, writer: Qua
         data, train_s = trainer.data, 0.0
         for epoch in range(1, config.epochs + 1):
             loss_sum = []
-            seconds = time_block(lambda: loss_sum.append(trainer.run_epoch()), clock=clock)
+            seconds = time_block(lambda sums=loss_sum: sums.append(trainer.run_epoch()), clock=clock)
             train_s += seconds
             started = time.perf_counter()
             if config.task == "regression":

@@ -31,7 +31,8 @@ class Trainer:
 
 
 def baseline_net(name: str, sizes, device, dtype, seed: int) -> torch.nn.Module:
-    """The BNN's layers as a plain MLP (PyTorch's default init), with dropout 0.5 after each hidden ReLU for `mlp_dropout`."""
+    """The BNN's layers as a plain MLP (PyTorch's default init), with dropout 0.5 after each hidden ReLU
+    for `mlp_dropout`."""
     torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):

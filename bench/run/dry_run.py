@@ -148,7 +148,8 @@ class Estimate:
     source: Source
 
 
-def estimate(config: BenchConfig, sources: Sequence[Source], steps_per_epoch: Optional[float] = None) -> Optional[Estimate]:
+def estimate(config: BenchConfig, sources: Sequence[Source],
+             steps_per_epoch: Optional[float] = None) -> Optional[Estimate]:
     """Seconds this config would take, from the newest earlier row of the same config on this machine."""
     key = _key_of_config(config)
     best = None
@@ -223,18 +224,18 @@ def dry_run(configs: Sequence[BenchConfig], args, *, search_root: Optional[Path]
             line += f"  ~{format_duration(est.seconds)}"
         lines.append(line)
     todo = len(configs) - len(done & {c.run_id for c in configs})
-    lines.append(f"total: {len(configs)} config(s), {todo} to run" + (f" ({len(configs) - todo} done)" if todo < len(configs) else ""))
-    if todo == 0:
-        pass
-    elif not used:
+    done_note = f" ({len(configs) - todo} done)" if todo < len(configs) else ""
+    lines.append(f"total: {len(configs)} config(s), {todo} to run" + done_note)
+    if todo and not used:
         lines.append("estimated duration: unknown (no earlier results of this machine for these configs: give "
                      "--estimate-from DIR)")
-    else:
+    elif todo:
         startups = [f"{s.startup_s:.1f} s measured in {s.directory}" if s.startup_s is not None
-                    else f"{ASSUMED_STARTUP_S:.1f} s assumed (not measurable from {s.directory})" for s in used.values()]
+                    else f"{ASSUMED_STARTUP_S:.1f} s assumed (not measurable from {s.directory})"
+                    for s in used.values()]
         partial = f"; {missing} config(s) never measured here are not counted" if missing else ""
-        lines.append(f"estimated duration: {'at least ' if missing else ''}{format_duration(total)} (step times of earlier "
-                     f"rows of this machine; per-config start-up {', '.join(startups)}{partial})")
+        lines.append(f"estimated duration: {'at least ' if missing else ''}{format_duration(total)} (step times of "
+                     f"earlier rows of this machine; per-config start-up {', '.join(startups)}{partial})")
     lines += _data_notes(configs, args)
     lines.append("dry run: nothing was measured or written")
     return "\n".join(lines)

@@ -90,7 +90,8 @@ class InlineExecutor:
 
     def run(self, config: BenchConfig) -> RunResult:
         timeout = effective_timeout(config, self.timeout)
-        can_alarm = timeout is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        can_alarm = (timeout is not None and hasattr(signal, "setitimer")
+                     and threading.current_thread() is threading.main_thread())
         if not can_alarm:
             return run_config(config, self.target, isolated=False)
 
@@ -241,9 +242,11 @@ def result_of_exit(config: BenchConfig, returncode: int, result_path: Path, log_
         return failure_result(config, "oom", "killed by SIGKILL, likely the out-of-memory killer")
     if returncode < 0:
         detail = _last_line(log_path)
-        return failure_result(config, "error", f"killed by {_signal_name(-returncode)}" + (f": {detail}" if detail else ""))
+        return failure_result(config, "error",
+                              f"killed by {_signal_name(-returncode)}" + (f": {detail}" if detail else ""))
     detail = _last_line(log_path)
-    return failure_result(config, "error", f"worker exited with status {returncode}" + (f": {detail}" if detail else ""))
+    return failure_result(config, "error",
+                          f"worker exited with status {returncode}" + (f": {detail}" if detail else ""))
 
 
 # ---------------------------------------------------------------------------------------------

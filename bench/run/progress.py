@@ -78,7 +78,8 @@ class Progress:
             return
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.done * (self.total - self.done)
-        self._print(f"[{self.done}/{self.total}] {last}  (elapsed {format_duration(elapsed)}, ETA {format_duration(eta)})")
+        self._print(f"[{self.done}/{self.total}] {last}  "
+                    f"(elapsed {format_duration(elapsed)}, ETA {format_duration(eta)})")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -107,7 +108,8 @@ def summary_table(rows: Sequence[dict]) -> str:
     widths = [max(len(line[i]) for line in table) for i in range(len(SUMMARY_COLUMNS))]
     numeric = {"n_mc", "S", "step ms", "epoch s", "graph MB"}
     lines = [
-        "  ".join(c.rjust(w) if SUMMARY_COLUMNS[i] in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        "  ".join(c.rjust(w) if SUMMARY_COLUMNS[i] in numeric else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(line, widths))).rstrip()
         for line in table
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -195,7 +195,8 @@ class CudaGraphStep:
                 self.eager(self.static_x, self.static_y)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        if self.generator is not None and self.generator is not torch.cuda.default_generators[self.static_x.device.index or 0]:
+        default = torch.cuda.default_generators[self.static_x.device.index or 0]
+        if self.generator is not None and self.generator is not default:
             if not hasattr(graph, "register_generator_state"):
                 raise BnnConfigError("--step-mode cudagraphs needs torch >= 2.5 (CUDAGraph.register_generator_state) "
                                      "for the step's own generator: upgrade torch or use --step-mode eager")
@@ -210,7 +211,3 @@ class CudaGraphStep:
             self.optimizer.step()
         self.static_terms = terms.detach()
         self.graph = graph
-
-
-def lever_columns(config) -> dict:
-    return {"step_mode": config.step_mode, "precision": config.precision, "optimizer": config.optimizer}

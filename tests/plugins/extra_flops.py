@@ -36,5 +36,6 @@ class ExtraFlopsImplementation:
 
 
 register_implementation(
-    "vmap", ExtraFlopsImplementation(get_implementation("vmap"), float(os.environ.get("BNN_BENCH_EXTRA_FLOPS", "0.02"))),
+    "vmap",
+    ExtraFlopsImplementation(get_implementation("vmap"), float(os.environ.get("BNN_BENCH_EXTRA_FLOPS", "0.02"))),
     replace=True)
