@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,8 @@ matplotlib.rcParams["svg.fonttype"] = "none"  # keep text as text: searchable, e
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from bench.contract.files import make_dir, write_atomic  # noqa: E402
 
 COLORS = {"sequential": "tab:red", "vmap": "tab:blue", "vmap_lrt": "tab:green"}
 #: Any other implementation (a plugin, a peer library) gets the next of these, in order of appearance, and
@@ -51,10 +54,13 @@ def _marker(frame: pd.DataFrame, machine: str) -> str:
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The figure as PNG and SVG, each written whole (bench.contract.files)."""
+    make_dir(out_dir)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    for path, options in zip(paths, ({"format": "png", "dpi": 130}, {"format": "svg"})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, bbox_inches="tight", **options)
+        write_atomic(path, buffer.getvalue())
     plt.close(fig)
     return paths
 

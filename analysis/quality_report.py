@@ -7,12 +7,14 @@ only, never torch.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.contract.errors import AnalysisInputError, UsageError
+from bench.contract.files import make_dir, write_text_atomic
 from bench.contract.quality_schema import (
     BAND_FILE,
     BAND_POINTS_FILE,
@@ -204,7 +206,7 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
         return _table(_words(frame), digits)
 
     directory, out_dir = Path(directory), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     quality = load_table(directory, QUALITY_FILE, unfinished=True)
     configs = _configs(quality)
     ood, hist = load_table(directory, OOD_FILE), load_table(directory, OOD_HIST_FILE)
@@ -216,7 +218,7 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
     fgsms = fgsm_table(fgsm, configs)
     for frame, name in ((finals, "quality_final.csv"), (tta, "time_to_accuracy.csv"), (oods, "ood_auroc.csv"),
                         (fgsms, "fgsm_accuracy.csv")):
-        frame.to_csv(out_dir / name, index=False)
+        write_text_atomic(out_dir / name, frame.to_csv(index=False))
 
     from analysis import quality_figures as qf
 
@@ -270,7 +272,7 @@ def merge_quality_dirs(directories, out_dir) -> Path:
     import csv
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     owner: dict[str, Path] = {}
     for directory in directories:
         for run_id in {r["run_id"] for r in counted_rows(directory, QUALITY_FILE)}:
@@ -282,17 +284,18 @@ def merge_quality_dirs(directories, out_dir) -> Path:
         parts = [Path(d) / name for d in directories if (Path(d) / name).is_file()]
         if not parts:
             continue
-        with open(out / name, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for part in parts:
-                with open(part, newline="") as src:
-                    rows = csv.reader(src)
-                    if tuple(next(rows, ())) != tuple(columns):
-                        raise AnalysisInputError(f"{part}: header is not the {len(columns)} columns of {name} "
-                                                 "this version writes")
-                    writer.writerows(rows)
-    (out / "sources.txt").write_text("\n".join(str(d) for d in directories) + "\n")
+        merged = io.StringIO()
+        writer = csv.writer(merged)
+        writer.writerow(columns)
+        for part in parts:
+            with open(part, newline="") as src:
+                rows = csv.reader(src)
+                if tuple(next(rows, ())) != tuple(columns):
+                    raise AnalysisInputError(f"{part}: header is not the {len(columns)} columns of {name} "
+                                             "this version writes")
+                writer.writerows(rows)
+        write_text_atomic(out / name, merged.getvalue())
+    write_text_atomic(out / "sources.txt", "\n".join(str(d) for d in directories) + "\n")
     return out
 
 
@@ -306,5 +309,5 @@ def write_report(directory, out_dir=None, target_error: float = DEFAULT_TARGET_E
         lines += ["Merged from: " + ", ".join(f"`{s}`" for s in sources.read_text().split()), ""]
     lines += analyze_quality(directory, out, target_error)
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    write_text_atomic(report, "\n".join(lines) + "\n")
     return report

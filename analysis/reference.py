@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.contract.files import make_dir, write_text_atomic
 from bench.contract.schema import META_FILE, REPEATS_COLUMNS, REPEATS_FILE, RUNS_COLUMNS, RUNS_FILE
 
 DEVICE_NAME = "NVIDIA A100 80GB PCIe (Semko 2023 report, Table 2)"
@@ -49,9 +50,9 @@ def reference_runs(table2: pd.DataFrame) -> pd.DataFrame:
 
 def build_reference_dir(table2_csv, out_dir) -> Path:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     runs = reference_runs(pd.read_csv(table2_csv))
-    runs.to_csv(out / RUNS_FILE, index=False)
-    pd.DataFrame(columns=list(REPEATS_COLUMNS[:4])).to_csv(out / REPEATS_FILE, index=False)  # no rounds
-    (out / META_FILE).write_text(json.dumps(META, indent=2) + "\n")
+    write_text_atomic(out / RUNS_FILE, runs.to_csv(index=False))
+    write_text_atomic(out / REPEATS_FILE, pd.DataFrame(columns=list(REPEATS_COLUMNS[:4])).to_csv(index=False))
+    write_text_atomic(out / META_FILE, json.dumps(META, indent=2) + "\n")
     return out

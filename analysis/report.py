@@ -17,6 +17,7 @@ from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
 from analysis.throughput import throughput_section
 from bench.contract.errors import AnalysisInputError
+from bench.contract.files import make_dir, write_text_atomic
 
 
 def _spread(results: Results) -> pd.DataFrame:
@@ -245,17 +246,17 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
 
     results = _load(results_dir, out_dir, prefer)
     out = Path(out_dir) if out_dir is not None else results.directory
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     reference = load_results(reference_dir) if reference_dir is not None else None
     machine, ok = machine_summary(results), results.ok
     with_machine = results.runs["machine"].nunique() > 1
 
     slopes, notes = fit_slopes(ok, requested=results.runs)
-    slopes.to_csv(out / "slopes.csv", index=False)
+    write_text_atomic(out / "slopes.csv", slopes.to_csv(index=False))
     kl_cost, kl_notes = fit_kl_cost(results.runs)
-    kl_cost.to_csv(out / "kl_cost.csv", index=False)
+    write_text_atomic(out / "kl_cost.csv", kl_cost.to_csv(index=False))
     speedups = speedup_table(ok, repeat_epoch_seconds(results))
-    speedups.to_csv(out / "speedups.csv", index=False)
+    write_text_atomic(out / "speedups.csv", speedups.to_csv(index=False))
 
     fig_dir, ref_label = out / "figures", _reference_label(reference)
     figure_paths = figures.epoch_time_vs_samples(ok, _spread(results), machine, fig_dir,
@@ -282,5 +283,5 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
     if len(failures):
         lines += ["", "## Configs that did not finish", "", markdown_table(failures)]
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    write_text_atomic(report, "\n".join(lines) + "\n")
     return report

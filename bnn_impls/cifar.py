@@ -104,6 +104,15 @@ def _read_batch(path: Path, md5: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def verify(root: Path) -> None:
+    """DataError naming the file unless every batch under `root` has its published md5."""
+    for name, md5 in {**TRAIN_FILES, **TEST_FILES}.items():
+        path = root / FOLDER / name
+        if _md5(path) != md5:
+            raise DataError(f"CIFAR-10 file {path} is corrupt (md5 mismatch): "
+                            "delete it and download again or copy a good one")
+
+
 def load_cifar10(data_dir: Optional[str] = None, *, allow_download: bool = True) -> CifarArrays:
     root = ensure_available(data_dir, allow_download=allow_download) / FOLDER
     train = [_read_batch(root / name, md5) for name, md5 in TRAIN_FILES.items()]

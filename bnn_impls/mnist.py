@@ -142,6 +142,9 @@ def find_or_download(data_dir: Optional[str], allow_download: bool, *, locate, d
     """The data set's root: where `locate` finds it, else the first candidate root after `download`
     (where allowed); one DataError from `not_found(data_dir)` when neither works. Shared by every
     data set read in torchvision's layout (MNIST here, CIFAR-10 in bnn_impls.cifar)."""
+    if data_dir and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is a file, not a directory: give the folder that holds the data "
+                        "set in torchvision's layout")
     root = locate(data_dir)
     if root is not None:
         return root
@@ -150,7 +153,7 @@ def find_or_download(data_dir: Optional[str], allow_download: bool, *, locate, d
     target = candidate_roots(data_dir)[0]
     try:
         download(target)
-    except DataError:
+    except (DataError, OSError):  # no internet, or nowhere to put the files
         raise DataError(not_found(data_dir)) from None
     return target
 

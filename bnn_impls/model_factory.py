@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bnn_impls import architectures
-from bnn_impls.bayesify import DEFAULT_INIT, BayesianModel, bayesify
+from bnn_impls.bayesify import BAYESIAN_LAYER_TYPES, DEFAULT_INIT, BayesianModel, bayesify
 from bnn_impls.mlp import BayesianMLP
 from bnn_impls.names import BnnConfigError
 from bnn_impls.tasks import TaskSpec
@@ -61,25 +61,47 @@ def build_model(task: TaskSpec, model_spec: Optional[str] = None, *, device=None
 
 
 def check_support(task_name: str, model_spec: Optional[str], impl: str) -> None:
-    """BnnConfigError (one line) when the factory cannot build a module, or when `impl` cannot run one
-    of its Bayesian layer types. Built on the meta device: no memory, no initialization cost."""
+    """BnnConfigError (one line) when the model cannot be trained on the task by `impl`: the factory
+    fails (or exits), the module has no layer to make Bayesian, it does not take the task's inputs or
+    does not give one output per class, or `impl` has no rule for one of its Bayesian layer types.
+    Built and run on the meta device: no memory, no initialization, no arithmetic."""
     from bnn_impls.tasks import TASK_SPECS
 
     task = TASK_SPECS[task_name]
     if model_spec is None and task.architecture is None:
         return  # the report's MLPs: every implementation runs them
+    what = f"--model {model_spec!r}" if model_spec else f"task {task_name!r}"
     try:
         with torch.device("meta"):
             module = build_module(task, model_spec)
     except BnnConfigError:
         raise
-    except Exception as e:  # the user's factory failed: bad input, said in one line
+    except (Exception, SystemExit) as e:  # the user's factory failed or exited: bad input, said in one line
         text = " ".join(str(e).split())
-        raise BnnConfigError(f"--model {model_spec!r}: the factory raised {type(e).__name__}: {text[:200]}") from None
+        raise BnnConfigError(f"{what}: the factory raised {type(e).__name__}: {text[:200]}") from None
+    layers = [(path, layer) for path, layer in module.named_modules() if isinstance(layer, BAYESIAN_LAYER_TYPES)]
+    if not layers:
+        raise BnnConfigError(f"{what} has no Linear or Conv layer to make Bayesian: give a network with at least one")
+    _check_shapes(module, task, what)
     if impl == "vmap_lrt":
-        from bnn_impls.bayesify import BAYESIAN_LAYER_TYPES
         from bnn_impls.vmap_lrt import moment_rule
 
-        for path, layer in module.named_modules():
-            if isinstance(layer, BAYESIAN_LAYER_TYPES):
-                moment_rule(layer, path)
+        for path, layer in layers:
+            moment_rule(layer, path)
+
+
+def _check_shapes(module: nn.Module, task: TaskSpec, what: str) -> None:
+    """The module takes a batch of the task's examples and gives one output per class (one for regression)."""
+    outputs = task.classes or 1
+    try:
+        with torch.device("meta"), torch.no_grad():
+            out = module(torch.empty(2, *task.example_shape))
+    except Exception as e:
+        text = " ".join(str(e).split())
+        raise BnnConfigError(f"{what} does not take task {task.name!r}'s inputs of shape "
+                             f"{tuple(task.example_shape)} ({type(e).__name__}: {text[:150]}): give a network for "
+                             "that input, or another --task") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, outputs):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BnnConfigError(f"{what} gives outputs of shape {shape} for 2 examples of task {task.name!r}, which "
+                             f"needs (2, {outputs}): give a network with {outputs} output(s)")

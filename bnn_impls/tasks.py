@@ -142,14 +142,16 @@ def load_dataset(name: str, device, dtype, *, data_dir: Optional[str] = None, se
 
 
 def ensure_data(name: str, data_dir: Optional[str] = None, data: str = "real") -> None:
-    """DataError (one line naming the fix) unless the task's data is there or could be downloaded."""
+    """DataError (one line naming the fix) unless the task's data is there (or could be downloaded) and
+    reads: every file is decompressed and checked against its published checksum, so a truncated or
+    corrupt file stops a sweep before its first config instead of turning every config into an error."""
     if data == "synthetic":
         return
     dataset = TASK_SPECS[name].dataset
     if dataset == "mnist":
-        mnist.ensure_available(data_dir)
+        mnist.load_mnist(data_dir)
     elif dataset == "cifar10":
-        cifar.ensure_available(data_dir)
+        cifar.verify(cifar.ensure_available(data_dir))
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

@@ -132,12 +132,27 @@ def test_corrupt_runs_csv_on_resume_is_refused_untouched(capsys, tmp_path):
     out = tmp_path / "out"
     assert run_cli(capsys, "sweep", *SMALL, *FAKE, "--executor", "inline", "--out", str(out))[0] == 0
     runs = out / "runs.csv"
-    runs.write_bytes(runs.read_bytes()[:-10])  # a last line cut short
+    lines = runs.read_text().split("\n")
+    lines[3] = lines[3].replace(",ok,", ",done,")  # a row in the middle that no version wrote
+    runs.write_text("\n".join(lines))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     code, _, err = run_cli(capsys, "sweep", *SMALL, *FAKE, "--executor", "inline", "--out", str(out), "--resume")
     assert code == 2
-    assert_one_line_error(err, "runs.csv line 5 is corrupt")
+    assert_one_line_error(err, "runs.csv line 4 is corrupt")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_cuts_a_torn_last_line_and_runs_that_config_again(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "sweep", *SMALL, *FAKE, "--executor", "inline", "--out", str(out))[0] == 0
+    runs = out / "runs.csv"
+    whole = runs.read_text().split("\n")
+    runs.write_bytes(runs.read_bytes()[:-10])  # a crash cut the last row short
+    code, _, err = run_cli(capsys, "sweep", *SMALL, *FAKE, "--executor", "inline", "--out", str(out), "--resume")
+    assert code == 0 and "runs.csv ended in a torn line" in err and "cut off before resuming" in err
+    rows = read_runs(out)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}  # the torn config ran again, nothing garbled
+    assert runs.read_text().split("\n")[:4] == whole[:4]
 
 
 def test_analysis_input_error_is_exit_2(capsys, tmp_path, fake_analysis):

@@ -124,7 +124,6 @@ def test_resume_keeps_rows_and_appends(tmp_path):
 @pytest.mark.parametrize(
     "damage, line, why",
     [
-        (lambda text: text[:-5], 2, "no newline"),  # a cut-short last write
         (lambda text: text + "a,b,c\n", 3, "3 fields"),
         (lambda text: text.replace(",ok,", ",done,"), 2, "status 'done'"),
         (lambda text: text.replace("run_id,impl", "run,impl", 1), 1, "header"),
@@ -140,6 +139,21 @@ def test_corrupt_runs_csv_is_refused_on_resume_and_left_untouched(tmp_path, dama
     message = str(e.value)
     assert f"runs.csv line {line} is corrupt" in message and why in message and "start a new --out" in message
     assert path.read_bytes() == damaged
+
+
+def test_a_torn_last_line_is_refused_by_readers_and_cut_off_on_resume(tmp_path):
+    """A crash between two writes leaves whole lines; one inside a write (power loss) can leave a torn
+    tail: a reader names it and the fix, and resuming cuts it off before the next append."""
+    make_writer(tmp_path).append(fakes.ok(CONFIG))
+    path = tmp_path / "out" / "runs.csv"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-5])
+    with pytest.raises(UsageError, match=r"runs.csv line 2 is torn .*--resume removes it"):
+        read_runs(tmp_path / "out")
+    writer = ResultsWriter(tmp_path / "out", resume=True)
+    header, row = whole.split(b"\n")[:2]
+    assert writer.repaired == {path: len(row) - 4} and path.read_bytes() == header + b"\n"
+    assert writer.completed_run_ids() == set()  # the torn config runs again
 
 
 def test_corrupt_repeats_csv_is_refused_on_resume(tmp_path):

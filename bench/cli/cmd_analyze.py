@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from bench.cli.args import unit_fraction
 from bench.contract.errors import UsageError
 
 
@@ -25,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--prefer", metavar="newest|DIR",
                         help="with several DIRs, which row to keep when the same config on the same machine was "
                              "measured by different code (git_commit): the newest, or the one in DIR")
-    parser.add_argument("--target-error", type=float, metavar="E",
+    parser.add_argument("--target-error", type=unit_fraction, metavar="E",
                         help="test error that time to accuracy is measured to, for quality runs (default 0.025)")
     parser.set_defaults(run=run)
     return parser
@@ -57,8 +58,6 @@ def run(args) -> int:
     if len(args.dirs) > 1 and not args.out:
         raise UsageError("analyze of several directories needs --out DIR: where the merged report goes "
                          "(each directory keeps its own report)")
-    if args.target_error is not None and not 0 < args.target_error < 1:
-        raise UsageError(f"--target-error is a fraction of the test set, got {args.target_error}: e.g. 0.025")
     report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error)
     print(f"report: {report}")
     return 0

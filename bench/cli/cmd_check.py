@@ -9,12 +9,14 @@ analysis/compare.py (no torch there).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from analysis.compare_render import FORMATS
 from bench.cli.args import default_out_dir, open_unit_float
 from bench.contract.errors import UsageError
+from bench.contract.files import write_text_atomic
 from bench.run.executors import EXECUTORS
 
 
@@ -47,6 +49,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="time this checkout only (no base-commit code beside it): about a third of the "
                              "time, but then only the stored ratio and absolute rows judge time, and only on the "
                              "baseline's own machine")
+    parser.add_argument("--trust-model", metavar="MODULE:FACTORY", action="append", default=[],
+                        help="re-run a baseline whose grid names this model factory: it is imported and called "
+                             "(repeat for several); without it such a baseline is refused, since a results "
+                             "directory is data and never runs code on its own")
     parser.add_argument("--base-plugins", metavar="MODULES", default="",
                         help="BNN_BENCH_PLUGINS for the base commit's workers (default none: a plugin is "
                              "usually the change under test)")
@@ -74,14 +80,21 @@ def fresh_run(baseline: Path, args) -> Path:
     options = RerunOptions(out=Path(args.out) if args.out else default_out_dir("check"), data_dir=args.data_dir,
                            rounds=args.rounds, executor=args.executor, paired=not args.no_paired,
                            base_ref=args.base_ref, base_plugins=args.base_plugins or None, target=args.target,
-                           argv=getattr(args, "argv", None) or sys.argv)
+                           argv=getattr(args, "argv", None) or sys.argv, trusted_models=tuple(args.trust_model))
     return rerun_baseline(baseline, options)
 
 
 def _check_writable(path: Path) -> None:
-    """--json must be writable before minutes of measuring, not after."""
-    if path.is_dir() or not (path.parent if str(path.parent) else Path(".")).is_dir():
+    """--json must be writable before minutes of measuring (and before a verdict), not after."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir():
         raise UsageError(f"--json {path}: not a writable file path (is the directory there?): choose another FILE")
+    probe = parent / f".{path.name}.{os.getpid()}.probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--json {path}: cannot write there ({e.strerror or e}): choose another FILE") from None
 
 
 def run(args) -> int:
@@ -101,7 +114,7 @@ def run(args) -> int:
         settings = {"threshold": args.threshold, "abs_threshold": args.abs_threshold, "alpha": args.alpha,
                     "paired_threshold": args.paired_threshold,
                     "counter_threshold": args.counter_threshold}
-        Path(args.json).write_text(comparison_json(comparison, baseline=str(baseline), candidate=str(candidate),
+        write_text_atomic(Path(args.json), comparison_json(comparison, baseline=str(baseline), candidate=str(candidate),
                                                    settings=settings) + "\n")
     regressions = comparison.regressions()
     if len(regressions):

@@ -7,7 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.cli.args import default_out_dir, nonnegative_int, positive_float, positive_int
+from bench.cli.args import (
+    at_least_two,
+    default_out_dir,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
 from bench.grid.checks import check_data, check_models, parse_data_source
@@ -43,9 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cap", metavar="KL=N,...", default="",
                         help="largest n_mc tried per estimator (defaults " +
                              ", ".join(f"{k}={v:g}" for k, v in DEFAULT_CAPS.items()) + "), e.g. repar=1000")
-    parser.add_argument("--growth", type=positive_int, default=10, help="factor between probes before the first "
-                                                                        "failure (default 10)")
-    parser.add_argument("--precision", type=float, default=0.05,
+    parser.add_argument("--growth", type=at_least_two, default=10,
+                        help="factor (>= 2) between probes before the first failure (default 10)")
+    parser.add_argument("--precision", type=nonnegative_float, default=0.05,
                         help="stop bisecting when the first failing n_mc is within this fraction of the largest "
                              "fitting one (default 0.05; 0 for the exact integer)")
     parser.add_argument("--steps", type=positive_int, default=1, help="timed steps per repeat (default 1)")
@@ -103,8 +110,6 @@ def run(args) -> int:
     kls = parse_name_list(args.kl)
     for task in tasks:
         as_usage_error(names.check_task, task)
-    if args.precision < 0:
-        raise UsageError(f"--precision must be >= 0, got {args.precision}")
     caps = parse_caps(args.cap)
     base = base_config(args, kls)
     probes = [base.replace(task=t, kl=k) for t in tasks for k in kls]

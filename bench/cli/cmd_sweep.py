@@ -9,11 +9,18 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from bench.cli.args import nonnegative_int, open_unit_float, positive_float, positive_int, resolve_out
+from bench.cli.args import (
+    nonnegative_float,
+    nonnegative_int,
+    open_unit_float,
+    positive_float,
+    positive_int,
+    resolve_out,
+)
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
 from bench.contract.schema import RUNS_FILE
-from bench.contract.store import read_runs
+from bench.contract.store import final_rows
 from bench.grid.checks import check_data, check_models, parse_data_source
 from bench.grid.devices import available_devices, check_device
 from bench.grid.parse import default_threads, parse_bytes, parse_int_list, parse_name_list
@@ -42,6 +49,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                                                     "must not exist or be empty, unless --resume")
     parser.add_argument("--resume", action="store_true",
                         help="continue --out DIR: run only configs without a final row")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="with --resume: also run again the configs whose final row is an error (a missing "
+                             "or corrupt data set, a full disk: fixed since); oom and timeout rows stay")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local: a fresh process per config (default); inline: in this process (debugging); "
                              "slurm: one submitit job per config")
@@ -140,7 +150,7 @@ def _add_setup(parser) -> None:
                         help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
     setup.add_argument("--init", default="report", choices=("report", "fan_in"),
                        help="posterior init (default report: mu U(-0.2, 0.2), rho U(-5, -4))")
-    setup.add_argument("--init-sigma", type=float, default=0.0, metavar="S",
+    setup.add_argument("--init-sigma", type=nonnegative_float, default=0.0, metavar="S",
                        help="starting sigma = softplus(rho); 0 = the init's default")
     setup.add_argument("--data", default="real", metavar="SOURCE",
                        help="real (the task's data set; default) or synthetic (seeded inputs of the task's shape, "
@@ -187,8 +197,6 @@ def grid_from_args(args) -> list[BenchConfig]:
         init=args.init, init_sigma=args.init_sigma,
         data=parse_data_source(getattr(args, "data", "real")), model=getattr(args, "model", None),
     )
-    if args.init_sigma < 0:
-        raise UsageError(f"--init-sigma must be >= 0 (0: the init's default), got {args.init_sigma}")
     configs = flag_grid(overrides, common) if profile is None else build_grid(profile, overrides, common)
     if getattr(args, "count_instructions", False):
         configs = [c.replace(count_instructions=True) for c in configs]
@@ -218,14 +226,17 @@ def round_workers_from_args(args) -> str:
 
 def sweep(configs, out: Path, args, profile: str) -> Path:
     """Run the sweep the parsed arguments describe, then print the results table."""
+    if args.retry_errors and not args.resume:
+        raise UsageError("--retry-errors continues a results directory: add --resume --out DIR")
     resolve_target(args.target)  # a bad --target fails here, not once per config in the children
     if args.target == DEFAULT_TARGET:  # injected targets bring their own (fake) data
         check_data(configs)
     run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
               argv=getattr(args, "argv", None) or sys.argv, target=args.target, rounds=rounds_from_args(args),
-              round_seed=getattr(args, "round_seed", 0), round_workers=round_workers_from_args(args))
+              round_seed=getattr(args, "round_seed", 0), round_workers=round_workers_from_args(args),
+              retry_errors=args.retry_errors)
     print()
-    print(summary_table(read_runs(out)))
+    print(summary_table(final_rows(out)))
     print(f"\nresults: {out / RUNS_FILE}")
     return out
 

@@ -7,10 +7,11 @@ import argparse
 import itertools
 import sys
 
-from bench.cli.args import float_list, positive_float, positive_int, resolve_out
+from bench.cli.args import float_list, positive_float, positive_int, resolve_out, unit_fraction
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
 from bench.contract.quality_schema import BASELINES, QUALITY_FILE
+from bench.grid.checks import check_data, check_models
 from bench.grid.devices import check_device
 from bench.grid.expand import Axes, expand
 from bench.grid.parse import default_threads, parse_int_list, parse_name_list
@@ -48,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
     train.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the task's)")
     train.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the task's, 128)")
-    train.add_argument("--stop-at-error", type=float, metavar="E",
+    train.add_argument("--stop-at-error", type=unit_fraction, metavar="E",
                        help="stop a config after the first epoch with test error <= E (time-to-accuracy runs)")
     train.add_argument("--device", default="cpu")
     train.add_argument("--threads", type=positive_int, help=f"torch CPU threads (default {default_threads()})")
@@ -70,6 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", help="results directory (default results/runs/train-<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue --out DIR: configs with a final row are skipped")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="with --resume: also train again the configs whose final row is an error")
     parser.add_argument("--data-dir", metavar="DIR", help="where MNIST (and FashionMNIST, KMNIST) are")
     parser.set_defaults(run=run)
     return parser
@@ -92,8 +95,6 @@ def configs_from_args(args) -> list[BenchConfig]:
     prior_sigmas = float_list(args.prior_sigma, "--prior-sigma")
     if any(s < 0 for s in init_sigmas) or any(s <= 0 for s in prior_sigmas):
         raise UsageError("--init-sigma must be >= 0 and --prior-sigma > 0")
-    if args.stop_at_error is not None and not 0 <= args.stop_at_error <= 1:
-        raise UsageError(f"--stop-at-error is a fraction of the test set, got {args.stop_at_error}: e.g. 0.025")
     common = dict(threads=args.threads or default_threads(), batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
                   data_dir=args.data_dir, epochs=args.epochs, repeats=1, warmup_steps=0)
     axes = Axes(impls=impls, tasks=tasks, samples=samples, devices=(args.device,),
@@ -126,13 +127,13 @@ def run(args) -> int:
     configs = configs_from_args(args)
     options = options_from_args(args)
     out = resolve_out(args, "train")
-    if any(c.task == "mnist" for c in configs):
-        from bnn_impls.mnist import ensure_available
-
-        ensure_available(args.data_dir)
+    if args.retry_errors and not args.resume:
+        raise UsageError("--retry-errors continues a results directory: add --resume --out DIR")
+    check_models(configs)
+    check_data(configs)  # a missing or unreadable data set stops here, before any config trains
     from bench.quality.run import run_quality
 
-    run_quality(configs, options, out, resume=args.resume, argv=getattr(args, "argv", None) or sys.argv,
-                log=lambda line: print(line, flush=True))
+    run_quality(configs, options, out, resume=args.resume, retry_errors=args.retry_errors,
+                argv=getattr(args, "argv", None) or sys.argv, log=lambda line: print(line, flush=True))
     print(f"\nresults: {out / QUALITY_FILE}")
     return 0

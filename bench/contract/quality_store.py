@@ -7,14 +7,14 @@ quality row, and only the rows of that attempt count, in every table.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from bench.contract.errors import UsageError
+from bench.contract.files import append_lines, cut_torn_tail
 from bench.contract.provenance import now_iso
 from bench.contract.quality_schema import QUALITY_COLUMNS, QUALITY_FILE, QUALITY_TABLES
-from bench.contract.store import append_lines, format_line, read_csv_table, read_meta, write_meta
+from bench.contract.store import finish_meta, format_line, open_results_dir, read_csv_table, read_meta, write_meta
 
 
 def read_table(out_dir, name: str) -> list[dict]:
@@ -53,22 +53,13 @@ class QualityWriter:
 
     def __init__(self, out_dir, *, resume: bool = False):
         self.dir = Path(out_dir)
-        if self.dir.exists() and not self.dir.is_dir():
-            raise UsageError(f"--out {self.dir} is a file, not a directory: choose another --out")
-        nonempty = self.dir.exists() and any(self.dir.iterdir())
-        if nonempty and not resume:
-            raise UsageError(f"--out {self.dir} exists and is not empty: pass --resume to continue it, "
-                             "or choose a new --out")
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): "
-                             "choose a writable directory") from None
+        nonempty = open_results_dir(self.dir, resume=resume)
+        #: {path: bytes removed}: torn last lines (a write a crash cut short) cut off before resuming.
+        self.repaired = {}
         for name, columns in QUALITY_TABLES.items():
             path = self.dir / name
+            if nonempty and (removed := cut_torn_tail(path)):
+                self.repaired[path] = removed
             if path.exists() and path.stat().st_size:
                 rows = read_csv_table(path, columns)  # validate before the first append
                 del rows
@@ -78,8 +69,14 @@ class QualityWriter:
             else:
                 append_lines(path, format_line(columns))
 
-    def completed(self) -> set[str]:
-        return set(final_attempts(self.dir))
+    def completed(self, *, retry_errors: bool = False) -> set[str]:
+        """Configs with a final row; with `retry_errors`, not those whose final row is an `error`."""
+        errors = set()
+        if retry_errors:
+            rows = read_table(self.dir, QUALITY_FILE)
+            final = {row["run_id"]: row["status"] for row in rows if row["final"] == "true"}
+            errors = {run_id for run_id, status in final.items() if status == "error"}
+        return set(final_attempts(self.dir)) - errors
 
     def append(self, name: str, rows: Iterable[dict]) -> None:
         """Rows of one table in one write; keys outside the table's columns are not written."""
@@ -103,10 +100,7 @@ class QualityWriter:
         return meta
 
     def finish_meta(self, meta: dict, *, interrupted: bool = False) -> None:
-        meta = dict(meta, end_time=now_iso())
-        if interrupted:
-            meta["interrupted_at"] = meta["end_time"]
-        write_meta(self.dir, meta)
+        finish_meta(self.dir, meta, interrupted=interrupted)
 
 
 __all__ = ["QualityWriter", "read_table", "counted_rows", "latest_rows", "final_attempts", "QUALITY_COLUMNS"]

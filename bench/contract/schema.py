@@ -79,6 +79,15 @@ RUNS_COLUMNS = (
     "model",
 )
 
+#: runs.csv columns that hold numbers (an empty cell is a missing value, any other text is corrupt).
+RUNS_NUMERIC_COLUMNS = (
+    "n_mc", "samples", "batch_size", "threads", "seed", "repeats", "warmup_steps", "steps_timed", "step_s_median",
+    "step_s_iqr", "step_s_min", "steps_per_epoch", "epoch_s", "graph_bytes", "peak_allocated_bytes",
+    "peak_reserved_bytes", "nvml_used_bytes", "energy_j_per_step", "rss_peak_bytes", "final_loss", "flops_per_step",
+    "prior_sigma", "mixture_pi", "mixture_sigma1", "mixture_sigma2", "achieved_tflops", "mfu_fp32", "mfu_tf32",
+    "mfu_bf16", "aten_ops_per_step", "alloc_bytes_per_step", "instructions_per_step", "init_sigma",
+)
+
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
 REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
 #: Files written before columns were appended (a header that is a prefix of these) are still read,

@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
+from bench.contract.files import WriteFailed, append_lines, cut_torn_tail, write_atomic
 from bench.contract.provenance import now_iso
 from bench.contract.records import RunResult
 from bench.contract.schema import (
@@ -82,18 +83,6 @@ def _header(path: Path) -> tuple:
         return tuple(next(csv.reader([f.readline()]), []))
 
 
-def append_lines(path: Path, data: bytes) -> None:
-    """One write of whole lines, durable before returning: a kill never leaves half a line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):  # regular files do not short-write short of a full disk; say so if one did
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes (disk full?)")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def append_csv_row(path: Path, row: dict, columns: Sequence[str]) -> None:
     """`row` as one CSV line under `columns` (missing values empty), the header first when the file
     is new: one durable write, as the results files get (logs and summaries beside them)."""
@@ -129,7 +118,8 @@ def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
         raise _corrupt(path, line, "not UTF-8 text") from None
     lines = text.split("\n")
     if lines[-1] != "":
-        raise _corrupt(path, len(lines), "last line has no newline: a write was cut short")
+        raise UsageError(f"{path} line {len(lines)} is torn (it has no newline: a write was cut short): continuing "
+                         "the run with --resume removes it, or delete that line")
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
     if not _known_header(header, columns):
@@ -216,9 +206,21 @@ def read_ops(out_dir) -> dict[str, dict[str, int]]:
     return {run_id: {k: v for d in rows for k, v in d.items()} for run_id, rows in groups.items() if run_id in final}
 
 
-def completed_run_ids(out_dir) -> set[str]:
-    """run_ids that already have a final row: `--resume` does not run them again."""
-    return {row["run_id"] for row in read_runs(out_dir)}
+def final_rows(out_dir) -> list[dict]:
+    """The row that counts for each config: its last one (a config run again after an `error`, with
+    --retry-errors, has its earlier row above), in the order configs first appear."""
+    last = {}
+    for row in read_runs(out_dir):
+        last.pop(row["run_id"], None)
+        last[row["run_id"]] = row
+    return list(last.values())
+
+
+def completed_run_ids(out_dir, *, retry_errors: bool = False) -> set[str]:
+    """run_ids that already have a final row: `--resume` does not run them again. With `retry_errors`,
+    a config whose row that counts is an `error` (a missing data set, a full /tmp: the environment's
+    fault, which the user has fixed) is not complete: it runs again."""
+    return {row["run_id"] for row in final_rows(out_dir) if not (retry_errors and row["status"] == "error")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,26 +229,42 @@ def completed_run_ids(out_dir) -> set[str]:
 
 def write_meta(out_dir, meta: dict) -> None:
     """Atomically (write a temporary file, fsync, rename): a reader sees the old or the new meta, never half."""
-    path = Path(out_dir) / META_FILE
-    tmp = path.with_name(f".{META_FILE}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=2, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(Path(out_dir) / META_FILE, (json.dumps(meta, indent=2, default=str) + "\n").encode())
 
 
 def read_meta(out_dir) -> dict:
     path = Path(out_dir) / META_FILE
     try:
         with open(path) as f:
-            return json.load(f)
+            meta = json.load(f)
     except FileNotFoundError:
-        raise UsageError(f"{path} not found: is {out_dir} a results directory written by `bnn-bench sweep`?") from None
+        raise UsageError(f"{path} not found: is {out_dir} a results directory written by `bnn-bench sweep`?") \
+            from None
     except json.JSONDecodeError as e:
         raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): "
                          "move it away or re-run the sweep") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise UsageError(f"{path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:100]}): "
+                         "move it away or re-run the sweep") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path} holds a JSON {type(meta).__name__}, not an object: it was not written by "
+                         "bnn-bench; move it away or re-run the sweep")
+    return meta
+
+
+def finish_meta(out_dir, meta: dict, *, interrupted: bool = False) -> dict:
+    """Record the end time (and that the run was interrupted). Where the run already stopped on an
+    error (a full disk, Ctrl-C), failing to write this too must not replace that error: the first is
+    what the user needs, and meta.json keeps its previous, whole version."""
+    meta = dict(meta, end_time=now_iso())
+    if interrupted:
+        meta["interrupted_at"] = meta["end_time"]
+    try:
+        write_meta(out_dir, meta)
+    except WriteFailed:
+        if not interrupted:
+            raise
+    return meta
 
 
 def load_grid(out_dir) -> list[BenchConfig]:
@@ -268,6 +286,27 @@ def merge_grid(recorded: list[dict], configs: Sequence[BenchConfig]) -> list[dic
 # Writing
 
 
+def open_results_dir(out_dir: Path, *, resume: bool) -> bool:
+    """Make `out_dir` ready to write into, refusing (one line) a file, a non-empty directory without
+    `resume`, or an unwritable one, before anything is measured. True if it already held files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file, not a directory: choose another --out")
+    nonempty = out_dir.exists() and any(out_dir.iterdir())
+    if nonempty and not resume:
+        raise UsageError(f"--out {out_dir} exists and is not empty: pass --resume to continue it, "
+                         "or choose a new --out")
+    # Create it and a probe file: the only reliable test of writability (permissions lie for root).
+    probe = out_dir / f".write-test-{os.getpid()}"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {out_dir} ({e.strerror or e}): "
+                         "choose a writable directory") from None
+    return nonempty
+
+
 class ResultsWriter:
     """Owns one results directory: created fresh, or reopened (validated) for `--resume`.
 
@@ -280,16 +319,15 @@ class ResultsWriter:
         self.repeats_path = self.dir / REPEATS_FILE
         self.meta_path = self.dir / META_FILE
         self.ops_path = self.dir / OPS_FILE
-        if self.dir.exists() and not self.dir.is_dir():
-            raise UsageError(f"--out {self.dir} is a file, not a directory: choose another --out")
-        nonempty = self.dir.exists() and any(self.dir.iterdir())
-        if nonempty and not resume:
-            raise UsageError(f"--out {self.dir} exists and is not empty: pass --resume to continue it, "
-                             "or choose a new --out")
-        self._ensure_writable()
+        nonempty = open_results_dir(self.dir, resume=resume)
         #: True when the directory already held results (a resumed sweep), False for a fresh one.
         self.resumed = nonempty and self.runs_path.exists()
+        #: {path: bytes removed}: torn last lines (a write a crash cut short) cut off before resuming.
+        self.repaired = {}
         if nonempty:
+            for path in (self.runs_path, self.repeats_path, self.ops_path):
+                if removed := cut_torn_tail(path):
+                    self.repaired[path] = removed
             # Validate everything before the first append, so a corrupt file is never appended to.
             read_repeats(self.dir)
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS),
@@ -300,19 +338,8 @@ class ResultsWriter:
         self.runs_columns = _header(self.runs_path)
         self._repeats_with_round = "round" in _header(self.repeats_path)
 
-    def _ensure_writable(self) -> None:
-        """Create the directory and a probe file: the only reliable test (permissions lie for root)."""
-        probe = self.dir / f".write-test-{os.getpid()}"
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise UsageError(f"cannot write to --out {self.dir} ({e.strerror or e}): "
-                             "choose a writable directory") from None
-
-    def completed_run_ids(self) -> set[str]:
-        return completed_run_ids(self.dir)
+    def completed_run_ids(self, *, retry_errors: bool = False) -> set[str]:
+        return completed_run_ids(self.dir, retry_errors=retry_errors)
 
     def append(self, result: RunResult) -> None:
         """Repeats and operator counts first, then the final runs row: each one write + fsync."""
@@ -356,8 +383,4 @@ class ResultsWriter:
         return meta
 
     def finish_meta(self, meta: dict, *, interrupted: bool = False) -> dict:
-        meta = dict(meta, end_time=now_iso())
-        if interrupted:
-            meta["interrupted_at"] = meta["end_time"]
-        write_meta(self.dir, meta)
-        return meta
+        return finish_meta(self.dir, meta, interrupted=interrupted)

@@ -41,7 +41,7 @@ def _git(*args: str, repo: Path) -> subprocess.CompletedProcess:
 
 def export_commit(ref: str, dest: Path, *, repo: Path = CODE_ROOT) -> BaseTree:
     """Unpack `ref`'s tree into `dest` (created); BaseTreeUnavailable if this clone lacks it."""
-    found = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", repo=repo)
+    found = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", repo=repo)
     if found.returncode != 0:
         shallow = _git("rev-parse", "--is-shallow-repository", repo=repo).stdout.decode().strip() == "true"
         hint = ("this clone is shallow: run `git fetch --unshallow` (or clone with full history)" if shallow

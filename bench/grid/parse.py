@@ -11,11 +11,18 @@ from typing import Optional
 
 from bench.contract.errors import UsageError
 
+#: The largest integer a list flag takes: n_mc goes to 10^6 in the repar profile; beyond 10^9 no config
+#: here could run (and 1e30 would overflow the samplers).
+MAX_INT = 10**9
+#: The most values a list flag may expand to (a range like 1:1000000000 must not fill the memory).
+MAX_VALUES = 10_000
 
-def parse_int_list(text: str, *, flag: str = "--samples", minimum: int = 1) -> tuple[int, ...]:
+
+def parse_int_list(text: str, *, flag: str = "--samples", minimum: int = 1, maximum: int = MAX_INT) -> tuple[int, ...]:
     """`"1,2,5,10"` -> (1, 2, 5, 10); `"1:10"` -> 1..10 inclusive; `"1:10:3"` -> (1, 4, 7, 10).
 
     Integers may be written `1e6` (the repar profile's n_mc go to a million). Order is kept, repeats dropped.
+    Every value lies in [minimum, maximum], and a list expands to at most MAX_VALUES values.
     """
     example = f"e.g. {flag} 1,2,5,10 or {flag} 1:10"
     text = (text or "").strip()
@@ -32,13 +39,23 @@ def parse_int_list(text: str, *, flag: str = "--samples", minimum: int = 1) -> t
             step = step[0] if step else 1
             if step < 1 or end < start:
                 raise UsageError(f"{flag} range {part!r} is empty: write START:END with START <= END and STEP >= 1")
+            _check_bounds((start, end), flag, minimum, maximum, example)
+            if (end - start) // step + 1 + len(values) > MAX_VALUES:
+                raise UsageError(f"{flag} range {part!r} has more than {MAX_VALUES} values: use a STEP, e.g. "
+                                 f"{flag} {start}:{end}:{max(1, (end - start) // 10)}")
             values.extend(range(start, end + 1, step))
         else:
             values.append(_parse_int(part, flag, example))
-    too_small = [v for v in values if v < minimum]
-    if too_small:
-        raise UsageError(f"{flag} must be integers >= {minimum}, got {too_small[0]}: {example}")
+            _check_bounds(values[-1:], flag, minimum, maximum, example)
     return tuple(dict.fromkeys(values))
+
+
+def _check_bounds(values, flag: str, minimum: int, maximum: int, example: str) -> None:
+    for value in values:
+        if value < minimum:
+            raise UsageError(f"{flag} must be integers >= {minimum}, got {value}: {example}")
+        if value > maximum:
+            raise UsageError(f"{flag} must be integers <= {maximum:.0e}, got {value:.3g}: {example}")
 
 
 def _parse_int(token: str, flag: str, example: str) -> int:

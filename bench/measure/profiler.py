@@ -17,6 +17,7 @@ config, so a campaign's profiles compare in one table). Figures, per step:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import statistics
@@ -29,6 +30,7 @@ from typing import Optional
 import torch
 
 from bench.contract.config import BenchConfig
+from bench.contract.files import make_dir, write_text_atomic
 from bench.contract.store import append_csv_row
 from bench.measure.machine import device_name
 from bench.training.builder import build_config_training
@@ -166,15 +168,15 @@ def profile_config(config: BenchConfig, out_dir, *, steps: int = 20, warmup: int
     }
     if on_cuda:
         summary.update(_timeline_columns(events, steps, wall_s))
-    out = Path(out_dir) / "profiles"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{config.run_id}_ops.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
-        writer.writeheader()
-        writer.writerows(rows)
+    out = make_dir(Path(out_dir) / "profiles")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["name"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / f"{config.run_id}_ops.csv", table.getvalue())
     append_csv_row(out / SUMMARY_FILE, summary, SUMMARY_COLUMNS)
     md = out / f"{config.run_id}.md"
-    md.write_text(render_markdown(summary, rows[:top], rank_by, on_cuda))
+    write_text_atomic(md, render_markdown(summary, rows[:top], rank_by, on_cuda))
     return md
 
 

@@ -21,6 +21,7 @@ import torch
 
 import bnn_impls as B
 from bench.contract.config import BenchConfig
+from bench.contract.files import WriteFailed
 from bench.contract.provenance import cpu_model, git_commit, now_iso
 from bench.contract.quality_schema import (
     BAND_FILE,
@@ -143,6 +144,8 @@ def train_and_evaluate(config: BenchConfig, options: QualityOptions, writer: Qua
                 + f", train {train_s:.1f} s")
             if last:
                 return
+    except WriteFailed:
+        raise  # the disk, not the config: the run stops with one line (rows written so far stay)
     except Exception as exc:
         status, message = classify_exception(exc)
         writer.append(QUALITY_FILE, [dict(base, status=status, error=message[:500], epoch=epoch, final=True,
@@ -181,13 +184,16 @@ def post_training(config, options, trainer: Trainer, writer: QualityWriter, base
                                   for eps, acc in zip(FGSM_EPS, accuracies)])
 
 
-def run_quality(configs, options: QualityOptions, out_dir, *, resume: bool = False, argv=None,
-                log: Callable[[str], None] = print) -> QualityWriter:
+def run_quality(configs, options: QualityOptions, out_dir, *, resume: bool = False, retry_errors: bool = False,
+                argv=None, log: Callable[[str], None] = print) -> QualityWriter:
     """Every config without a final row, in order, in this process."""
     writer = QualityWriter(out_dir, resume=resume)
+    for path, removed in writer.repaired.items():
+        log(f"note: {path} ended in a torn line ({removed} bytes, a write a crash cut short): cut off before "
+            "resuming")
     meta = writer.start_meta(configs=[c.to_dict() for c in configs], argv=argv, machine=machine_info(),
                              options=dataclasses.asdict(options))
-    done = writer.completed()
+    done = writer.completed(retry_errors=retry_errors)
     interrupted = True
     try:
         for config in configs:

@@ -183,7 +183,7 @@ def _check_out(args) -> set[str]:
     nonempty = out.is_dir() and any(out.iterdir())
     if nonempty and not args.resume:
         raise UsageError(f"--out {out} exists and is not empty: pass --resume to continue it, or choose a new --out")
-    return completed_run_ids(out) if nonempty else set()
+    return completed_run_ids(out, retry_errors=getattr(args, "retry_errors", False)) if nonempty else set()
 
 
 def _data_notes(configs: Sequence[BenchConfig], args) -> list[str]:
