@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.contract.errors import AnalysisInputError, UsageError
-from bench.contract.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE, RUNS_NUMERIC_COLUMNS
-from bench.contract.store import read_meta, read_repeats, read_runs
+from bench.contract.meta import read_meta
+from bench.contract.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
+from bench.contract.store import read_repeats, read_runs
 
 #: The columns analysis reads; a file without them is not a bnn-bench results file.
 REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")
@@ -42,23 +43,7 @@ def _read_csv(path: Path, required) -> pd.DataFrame:
     if missing:
         raise AnalysisInputError(f"{path} lacks column(s) {', '.join(missing)}: it is not a bnn-bench "
                                  f"{path.name}; give a directory written by `run_bench.py sweep`")
-    check_numeric(frame, path, RUNS_NUMERIC_COLUMNS)
     return frame
-
-
-def check_numeric(frame: pd.DataFrame, path: Path, columns) -> None:
-    """AnalysisInputError naming the file, line and column of the first cell of a numeric column that
-    holds text (a hand-edited or corrupted file): the fits would otherwise fail or drop the row."""
-    for column in columns:
-        if column not in frame.columns or pd.api.types.is_numeric_dtype(frame[column]):
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame.index[values.isna() & frame[column].notna()]
-        if len(bad):
-            line = int(bad[0]) + 2  # the header is line 1
-            raise AnalysisInputError(f"{path} line {line}, column {column}: {str(frame.at[bad[0], column])[:40]!r} "
-                                     "is not a number: fix or remove that row")
-        frame[column] = values
 
 
 def load_results(directory) -> Results:
@@ -66,11 +51,12 @@ def load_results(directory) -> Results:
     if not directory.is_dir():
         raise AnalysisInputError(f"{directory} is not a directory: give a results directory written by "
                                  "`run_bench.py sweep`")
+    if (directory / RUNS_FILE).is_file():
+        try:  # the harness's own checks, line by line: header, fields, statuses, numbers, a torn last line
+            read_runs(directory)
+        except UsageError as e:
+            raise AnalysisInputError(str(e)) from None
     runs = _read_csv(directory / RUNS_FILE, REQUIRED_RUNS_COLUMNS)
-    try:
-        read_runs(directory)  # the harness's own line checks: header, field counts, statuses, a torn line
-    except UsageError as e:
-        raise AnalysisInputError(str(e)) from None
     # A config run again (maxnmc re-probes one the kernel's OOM killer ended) has several rows: the last counts.
     runs = runs.drop_duplicates("run_id", keep="last").reset_index(drop=True)
     try:

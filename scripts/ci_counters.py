@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 try:  # the subpackage layout
-    from bench.contract.store import load_grid
+    from bench.contract.meta import load_grid
     from bench.measure.step import measure
 except ImportError:  # the flat layout, before 2026-12-04
     from bench.measure import measure

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from bench.cli.args import positive_float
 from bench.contract.errors import UsageError
 from bench.contract.provenance import CODE_ROOT
 from bench.contract.store import append_csv_row
@@ -424,18 +425,26 @@ def _select(chunks: list[Chunk], which: Optional[str]) -> list[Chunk]:
     return picked
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are one line on stderr and exit status 2, as for run_bench.py."""
+
+    def error(self, message: str):
+        print(f"gpu_campaign: error: {message} (see gpu_campaign.sh --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpu_campaign.sh", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="gpu_campaign.sh", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--dry-run", action="store_true", help="rehearse every chunk on the CPU with tiny grids")
     parser.add_argument("--chunk", metavar="N[,N]", help="chunks to run, by number or name (default: all)")
     parser.add_argument("--out", metavar="DIR", help="campaign directory (default results/gpu/campaign, "
                                                      "or results/gpu/dry-run with --dry-run)")
     parser.add_argument("--data-dir", metavar="DIR", help=f"MNIST (default {STAGED_DATA}, else $BNN_BENCH_DATA)")
-    parser.add_argument("--budget", type=float, default=CHUNK_BUDGET_S, metavar="S",
+    parser.add_argument("--budget", type=positive_float, default=CHUNK_BUDGET_S, metavar="S",
                         help=f"seconds per chunk (default {CHUNK_BUDGET_S:g})")
-    parser.add_argument("--total", type=float, metavar="S", help="seconds for this whole invocation: each chunk gets "
-                                                                 "the smaller of --budget and what is left "
-                                                                 "(one device call, several chunks)")
+    parser.add_argument("--total", type=positive_float, metavar="S",
+                        help="seconds for this whole invocation: each chunk gets the smaller of --budget and what is "
+                             "left (one device call, several chunks)")
     parser.add_argument("--pack", metavar="DIR", help="after each chunk, write DIR/<out name>.tar.gz of the campaign "
                                                       "directory (the device returns files, not folders)")
     parser.add_argument("--stage-data", action="store_true", help=f"copy MNIST into {STAGED_DATA} and exit")

@@ -214,7 +214,7 @@ def test_failing_configs_become_rows_and_the_sweep_goes_on(capsys, tmp_path):
     out = tmp_path / "out"
     code, stdout, _ = run_cli(capsys, "sweep", "--profile", "paper", "--task", "regression", "--impl", "vmap",
                               "--samples", "1:6", "--steps", "1", "--repeats", "2", "--timeout", "1",
-                              "--memory-limit", "256M", "--target", "tests.fakes:by_samples", "--out", str(out))
+                              "--memory-limit", "1G", "--target", "tests.fakes:by_samples", "--out", str(out))
     assert code == 0
     rows = read_runs(out)
     assert [r["status"] for r in rows] == ["ok", "error", "timeout", "oom", "error", "ok"]

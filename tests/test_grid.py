@@ -38,13 +38,13 @@ def test_parse_name_list():
         parse_name_list(" , ")
 
 
-@pytest.mark.parametrize("text, expected", [("4G", 4 * 2**30), ("512M", 512 * 2**20), ("1000", 1000),
-                                            ("1.5GiB", 3 * 2**29), ("2kb", 2048)])
+@pytest.mark.parametrize("text, expected", [("4G", 4 * 2**30), ("1024M", 2**30), (str(2**31), 2**31),
+                                            ("1.5GiB", 3 * 2**29), ("2097152kb", 2**31)])
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "4X", "G", "-1G", "0"])
+@pytest.mark.parametrize("text", ["", "4X", "G", "-1G", "0", "1K", "512M"])
 def test_parse_bytes_rejects(text):
     with pytest.raises(UsageError):
         parse_bytes(text)

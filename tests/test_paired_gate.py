@@ -12,7 +12,8 @@ import pytest
 
 from analysis.compare import Side, compare_paths, compare_sides
 from bench.contract.config import BenchConfig
-from bench.contract.store import read_meta, read_repeats
+from bench.contract.meta import read_meta
+from bench.contract.store import read_repeats
 from bench.gate.base_tree import BaseTree, BaseTreeUnavailable, export_commit
 from bench.gate.paired import PAIRED_SPLIT, base_environment, paired_orders, run_paired_sweep, split_repeats
 

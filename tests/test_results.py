@@ -9,18 +9,10 @@ import pytest
 
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
+from bench.contract.meta import load_grid, read_meta
 from bench.contract.records import failure_result
 from bench.contract.schema import REPEATS_COLUMNS, RUNS_COLUMNS
-from bench.contract.store import (
-    ResultsWriter,
-    completed_run_ids,
-    format_value,
-    load_grid,
-    read_meta,
-    read_repeats,
-    read_runs,
-    runs_line,
-)
+from bench.contract.store import ResultsWriter, completed_run_ids, format_value, read_repeats, read_runs, runs_line
 from tests import fakes
 
 CONFIG = BenchConfig("vmap", "regression", samples=2, steps=4, repeats=3)

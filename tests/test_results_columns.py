@@ -50,9 +50,10 @@ def test_a_header_that_is_not_a_prefix_is_still_corrupt(tmp_path):
 def test_every_committed_results_directory_reads():
     """What was measured stays readable: every runs.csv (repeats, operator counts, meta and grid beside
     it) and every quality directory committed under results/, whatever version wrote it."""
+    from bench.contract.meta import load_grid, read_meta
     from bench.contract.quality_schema import QUALITY_TABLES
     from bench.contract.quality_store import read_table
-    from bench.contract.store import load_grid, read_meta, read_ops, read_repeats, read_runs
+    from bench.contract.store import read_ops, read_repeats, read_runs
 
     root = Path(__file__).resolve().parents[1] / "results"
     runs = sorted(root.rglob("runs.csv"))

@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench.contract.meta import load_grid
 from bench.contract.provenance import CODE_ROOT
-from bench.contract.store import load_grid, read_repeats, read_runs
+from bench.contract.store import read_repeats, read_runs
 
 N_CONFIGS = 8
 SWEEP = [sys.executable, str(CODE_ROOT / "run_bench.py"), "sweep", "--profile", "paper", "--task", "regression",

@@ -8,7 +8,9 @@ from pathlib import Path
 from bench.cli.args import nonnegative_int, positive_int
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
+from bench.grid.checks import check_data, check_models
 from bench.grid.devices import check_device
+from bench.grid.expand import Axes, expand
 from bench.grid.parse import default_threads, parse_int_list
 
 
@@ -41,9 +43,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> BenchConfig:
+    """The one config to profile. Its names and combination are checked as a sweep's are (`expand`), and
+    it keeps the run_id it has always had here (kl None: the implementation's own, hashed as "default")."""
     check_device(args.device)
     (samples,) = _one(parse_int_list(args.samples, flag="--samples"), "--samples")
     (n_mc,) = _one(parse_int_list(args.n_mc, flag="--n-mc"), "--n-mc")
+    expand(Axes(impls=(args.impl,), tasks=(args.task,), samples=(samples,), devices=(args.device,),
+                kls=(args.kl,) if args.kl else None, n_mc=(n_mc,)), steps=args.steps)
     try:
         return BenchConfig(impl=args.impl, task=args.task, samples=samples, device=args.device, kl=args.kl, n_mc=n_mc,
                            threads=args.threads or default_threads(), repeats=1, warmup_steps=max(1, args.warmup),
@@ -63,10 +69,8 @@ def run(args) -> int:
     from bench.measure.profiler import profile_config
 
     config = config_from_args(args)
-    if config.task == "mnist":
-        from bnn_impls.mnist import ensure_available
-
-        ensure_available(config.data_dir)
+    check_models([config])
+    check_data([config])
     path = profile_config(config, Path(args.out), steps=args.steps, warmup=args.warmup)
     print(path.read_text())
     print(f"profile: {path}")

@@ -129,8 +129,9 @@ def write_text_atomic(path, text: str) -> None:
 def make_dir(path) -> Path:
     """`path` and its parents, created; WriteFailed (one line) where that cannot be."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{path} is a file, not a directory: choose another --out")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{existing} is a file, not a directory: choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

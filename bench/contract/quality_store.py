@@ -12,9 +12,10 @@ from typing import Iterable, Optional, Sequence
 
 from bench.contract.errors import UsageError
 from bench.contract.files import append_lines, cut_torn_tail
+from bench.contract.meta import finish_meta, read_meta, write_meta
 from bench.contract.provenance import now_iso
 from bench.contract.quality_schema import QUALITY_COLUMNS, QUALITY_FILE, QUALITY_TABLES
-from bench.contract.store import finish_meta, format_line, open_results_dir, read_csv_table, read_meta, write_meta
+from bench.contract.store import format_line, open_results_dir, read_csv_table
 
 
 def read_table(out_dir, name: str) -> list[dict]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
-from bench.contract.files import WriteFailed, append_lines, cut_torn_tail, write_atomic
+from bench.contract.files import append_lines, cut_torn_tail
+from bench.contract.meta import finish_meta, merge_grid, read_meta, write_meta
 from bench.contract.provenance import now_iso
 from bench.contract.records import RunResult
 from bench.contract.schema import (
@@ -28,6 +28,7 @@ from bench.contract.schema import (
     REPEATS_FILE,
     RUNS_COLUMNS,
     RUNS_FILE,
+    RUNS_NUMERIC_COLUMNS,
     STATUSES,
 )
 
@@ -99,7 +100,7 @@ def append_csv_row(path: Path, row: dict, columns: Sequence[str]) -> None:
 
 
 def _corrupt(path: Path, line: int, why: str) -> UsageError:
-    return UsageError(f"{path} line {line} is corrupt ({why}): move the file away or start a new --out")
+    return UsageError(f"{path} line {line} is corrupt ({why}): move it away or start a new --out")
 
 
 def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
@@ -123,7 +124,8 @@ def read_csv_table(path: Path, columns: Sequence[str]) -> list[dict]:
     lines.pop()
     header = next(csv.reader([lines[0]])) if lines else []
     if not _known_header(header, columns):
-        raise _corrupt(path, 1, f"header is not the {len(columns)} columns this version writes")
+        raise _corrupt(path, 1, f"header is not the columns bnn-bench writes in {path.name}: is it a results file "
+                                "written by `run_bench.py sweep`?")
     rows = []
     missing = {column: "" for column in columns if column not in header}
     for number, line in enumerate(lines[1:], start=2):
@@ -148,7 +150,8 @@ def _known_header(header: Sequence[str], columns: Sequence[str]) -> bool:
 
 
 def read_runs(out_dir) -> list[dict]:
-    """runs.csv as a list of {column: text}, validated: header, field counts, statuses, repeat counts."""
+    """runs.csv as a list of {column: text}, validated: header, field counts, statuses, repeat counts,
+    and every numeric cell (RUNS_NUMERIC_COLUMNS) a number or empty."""
     path = Path(out_dir) / RUNS_FILE
     rows = read_csv_table(path, RUNS_COLUMNS)
     for number, row in enumerate(rows, start=2):
@@ -158,7 +161,18 @@ def read_runs(out_dir) -> list[dict]:
             raise _corrupt(path, number, "empty run_id")
         if not row["repeats"].isdigit():
             raise _corrupt(path, number, f"repeats {row['repeats']!r} is not a count")
+        for column in RUNS_NUMERIC_COLUMNS:
+            if row[column] and not _is_number(row[column]):
+                raise _corrupt(path, number, f"column {column}: {row[column][:40]!r} is not a number")
     return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_repeats(out_dir) -> list[dict]:
@@ -224,65 +238,6 @@ def completed_run_ids(out_dir, *, retry_errors: bool = False) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# meta.json
-
-
-def write_meta(out_dir, meta: dict) -> None:
-    """Atomically (write a temporary file, fsync, rename): a reader sees the old or the new meta, never half."""
-    write_atomic(Path(out_dir) / META_FILE, (json.dumps(meta, indent=2, default=str) + "\n").encode())
-
-
-def read_meta(out_dir) -> dict:
-    path = Path(out_dir) / META_FILE
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found: is {out_dir} a results directory written by `bnn-bench sweep`?") \
-            from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): "
-                         "move it away or re-run the sweep") from None
-    except (OSError, UnicodeDecodeError, RecursionError) as e:
-        raise UsageError(f"{path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:100]}): "
-                         "move it away or re-run the sweep") from None
-    if not isinstance(meta, dict):
-        raise UsageError(f"{path} holds a JSON {type(meta).__name__}, not an object: it was not written by "
-                         "bnn-bench; move it away or re-run the sweep")
-    return meta
-
-
-def finish_meta(out_dir, meta: dict, *, interrupted: bool = False) -> dict:
-    """Record the end time (and that the run was interrupted). Where the run already stopped on an
-    error (a full disk, Ctrl-C), failing to write this too must not replace that error: the first is
-    what the user needs, and meta.json keeps its previous, whole version."""
-    meta = dict(meta, end_time=now_iso())
-    if interrupted:
-        meta["interrupted_at"] = meta["end_time"]
-    try:
-        write_meta(out_dir, meta)
-    except WriteFailed:
-        if not interrupted:
-            raise
-    return meta
-
-
-def load_grid(out_dir) -> list[BenchConfig]:
-    """The configs a sweep was asked to run, as recorded in meta.json (so `check` can re-run exactly them)."""
-    meta = read_meta(out_dir)
-    try:
-        return [BenchConfig.from_dict(d) for d in meta["grid"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{Path(out_dir) / META_FILE} has no usable grid ({e}): re-run the sweep") from None
-
-
-def merge_grid(recorded: list[dict], configs: Sequence[BenchConfig]) -> list[dict]:
-    """The recorded grid plus any config it lacks (a resume with more flags), order kept."""
-    known = {BenchConfig.from_dict(d).run_id for d in recorded}
-    return list(recorded) + [c.to_dict() for c in configs if c.run_id not in known]
-
-
-# ---------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -330,6 +285,7 @@ class ResultsWriter:
                     self.repaired[path] = removed
             # Validate everything before the first append, so a corrupt file is never appended to.
             read_repeats(self.dir)
+            read_ops(self.dir)
         for path, columns in ((self.runs_path, RUNS_COLUMNS), (self.repeats_path, REPEATS_COLUMNS),
                               (self.ops_path, OPS_COLUMNS)):
             if not path.exists() or path.stat().st_size == 0:

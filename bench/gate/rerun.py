@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from bench.contract.errors import UsageError
-from bench.contract.store import load_grid, read_meta
+from bench.contract.meta import load_grid, read_meta
 from bench.gate.base_tree import BaseTree, BaseTreeUnavailable, temporary_tree
 from bench.gate.paired import run_paired_sweep
 from bench.grid.checks import check_data, check_models
@@ -51,8 +51,8 @@ def rerun_baseline(baseline: Path, options: RerunOptions) -> Path:
     check_trusted(configs, options.trusted_models, baseline)
     if options.data_dir:
         configs = [dataclasses.replace(c, data_dir=options.data_dir) for c in configs]
+    check_models(configs)  # imports and calls only factories the user trusts (checked just above)
     if not options.target:
-        check_models(configs)
         check_data(configs)
     meta = read_meta(baseline)
     rounds = options.rounds or meta.get("rounds")

@@ -86,14 +86,22 @@ def parse_name_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
 _BYTE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
+#: The smallest --memory-limit a worker can live under: it must import torch and load a task's data.
+#: Measured 2026-12-04 (2-vCPU EPYC, torch 2.13.0+cpu): under an address-space cap of 512 MiB `import
+#: torch` fails (OpenBLAS cannot allocate its buffers), under 1 GiB it imports.
+MIN_MEMORY_LIMIT = 2**30
+
+
 def parse_bytes(text: str) -> int:
-    """`"4G"` -> 4 GiB, `"512M"`, `"1000000"`; binary units (K, M, G, T, optionally followed by B or iB)."""
+    """`"4G"` -> 4 GiB, `"512M"`, `"1000000"`; binary units (K, M, G, T, optionally followed by B or iB).
+    Below MIN_MEMORY_LIMIT no worker could start, so every config would fail: refused up front."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
     if not match:
         raise UsageError(f"--memory-limit {text!r} is not a size: write bytes or e.g. 512M, 4G")
     value = int(float(match.group(1)) * _BYTE_UNITS[match.group(2)])
-    if value <= 0:
-        raise UsageError(f"--memory-limit must be positive, got {text!r}")
+    if value < MIN_MEMORY_LIMIT:
+        raise UsageError(f"--memory-limit {text!r} is below 1G, less than a worker needs to import torch: "
+                         "give at least 1G, e.g. --memory-limit 8G")
     return value
 
 

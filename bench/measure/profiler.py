@@ -144,6 +144,7 @@ def profile_config(config: BenchConfig, out_dir, *, steps: int = 20, warmup: int
     """Profile `steps` steps of `config` after `warmup` untimed ones; returns the markdown summary's path.
     The step is the one `sweep` times: built by the one builder, with the config's levers."""
     check_config_levers(config)
+    out = make_dir(Path(out_dir) / "profiles")  # an --out that cannot be written fails before minutes of work
     training = build_config_training(config)
     device = torch.device(config.device)
     on_cuda = device.type == "cuda"
@@ -168,7 +169,6 @@ def profile_config(config: BenchConfig, out_dir, *, steps: int = 20, warmup: int
     }
     if on_cuda:
         summary.update(_timeline_columns(events, steps, wall_s))
-    out = make_dir(Path(out_dir) / "profiles")
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["name"])
     writer.writeheader()

@@ -25,9 +25,10 @@ from typing import Optional, Sequence
 
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
+from bench.contract.meta import read_meta
 from bench.contract.provenance import CODE_ROOT
 from bench.contract.schema import META_FILE, RUNS_FILE
-from bench.contract.store import read_meta, read_runs
+from bench.contract.store import read_runs
 from bench.measure.machine import device_name
 from bench.run.progress import config_label, format_duration
 

@@ -20,3 +20,27 @@ def decoder() -> nn.Module:
 
 def not_a_module():
     return 42
+
+
+def exits():
+    """A factory that ends the process (what `sweep --model` once passed on as its own exit status 3)."""
+    import sys
+
+    sys.exit(3)
+
+
+def no_bayesian_layer() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.ReLU())
+
+
+#: Files the hostile factory below leaves behind when anything runs it; tests look for them.
+MARKER_ENV = "BNN_BENCH_HOSTILE_MARKER"
+
+
+def hostile() -> nn.Module:
+    """Stands for code a stranger's results directory names: it leaves a marker file if ever called."""
+    import os
+    from pathlib import Path
+
+    Path(os.environ[MARKER_ENV]).write_text("called")
+    return nn.Linear(1, 1)
