@@ -32,7 +32,15 @@ from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
 from bench.contract.provenance import CODE_ROOT
 from bench.contract.records import RunResult, failure_result
-from bench.run.worker import DEFAULT_TARGET, forked_worker, resolve_target, result_from_json, run_config, run_config_job
+from bench.run.worker import (
+    DEFAULT_TARGET,
+    OWN_PROCESS_GROUP,
+    forked_worker,
+    resolve_target,
+    result_from_json,
+    run_config,
+    run_config_job,
+)
 
 EXECUTORS = ("local", "inline", "slurm")
 WORKER_STARTS = ("forkserver", "exec")
@@ -178,7 +186,7 @@ class LocalExecutor:
             child = subprocess.Popen(
                 [sys.executable, "-m", "bench.run.worker", str(request), str(result_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                start_new_session=True,  # its own process group: a timeout kills it and all it started
+                **OWN_PROCESS_GROUP,  # a timeout kills it and all it started; the sweep's session (worker.py)
             )
             try:
                 return child.wait(timeout=timeout)
@@ -192,7 +200,7 @@ class LocalExecutor:
                 kill_group(child.pid)  # anything the child left running in its group
 
     def _run_forked(self, request: Path, result_path: Path, log_path: Path, timeout: Optional[float]) -> Optional[int]:
-        """As _run_exec, the worker forked from the torch-preloaded server (it makes its own session)."""
+        """As _run_exec, the worker forked from the torch-preloaded server (it makes its own process group)."""
         child = _forkserver_context().Process(
             target=forked_worker, args=(str(request), str(result_path), str(log_path), self.env),
             name="bnn-bench-worker")

@@ -29,7 +29,14 @@ from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
 from bench.contract.records import RunResult, failure_result
 from bench.run.executors import effective_timeout, kill_group, result_of_exit, timeout_message
-from bench.run.worker import DEFAULT_TARGET, die_with_parent, resolve_target, run_config, write_result
+from bench.run.worker import (
+    DEFAULT_TARGET,
+    OWN_PROCESS_GROUP,
+    die_with_parent,
+    resolve_target,
+    run_config,
+    write_result,
+)
 
 #: The version of the request and pipe protocol above. A request from a newer gate is refused (its
 #: row says so) rather than half understood.
@@ -113,7 +120,7 @@ class WarmWorker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", module, str(request), str(self.result_path), str(write_fd)],
                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(write_fd,),
-                start_new_session=True, text=True, cwd=cwd,
+                text=True, cwd=cwd, **OWN_PROCESS_GROUP,
             )
         os.close(write_fd)
         if cpus:

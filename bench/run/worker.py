@@ -26,6 +26,14 @@ from bench.contract.errors import UsageError
 from bench.contract.records import RunResult, failure_result
 from bench.measure.rss import peak_rss_bytes
 
+#: How a worker is started: in a process group of its own (a timeout or Ctrl-C kills it and all it
+#: started), but in the sweep's session. Not a session of its own: with the kernel's scheduler
+#: autogroups (Linux's default), every session is scheduled as one group, so a worker in a session of
+#: its own got a whole group's share of the CPU against the user's other processes, and ran up to 1.7x
+#: faster under load than the same config measured in the sweep's own process (`--executor inline`,
+#: `train`): measured 2026-12-04 on the 2-vCPU EPYC, results/cpu/inline-vs-worker-epyc-20261204/.
+OWN_PROCESS_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+
 DEFAULT_TARGET = "bench.measure.step:measure"
 #: The same measurement without its untimed counting steps (later rounds, paired workers).
 TIMING_ONLY_TARGET = "bench.measure.step:measure_timing_only"
@@ -189,9 +197,9 @@ def die_with_parent(parent_pid: Optional[int], work_dir: Path, poll_s: float = 0
 
 def forked_worker(request: str, result: str, log: str, env: dict) -> None:
     """The worker's entry point in a process forked from LocalExecutor's fork server: what
-    `python -m bench.run.worker` gets from a fresh exec (its own session, output to the log, the
+    `python -m bench.run.worker` gets from a fresh exec (its own process group, output to the log, the
     sweep's environment and PYTHONPATH), then the same main."""
-    os.setsid()  # its own process group: a timeout kills it and all it started
+    os.setpgid(0, 0)  # its own process group, in the sweep's session (see OWN_PROCESS_GROUP)
     sys.stdout.flush()
     sys.stderr.flush()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
