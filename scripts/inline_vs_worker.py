@@ -25,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMPLS = ("sequential", "vmap_lrt")
 THREADS = (1, 2)
-MODES = ("inline", "local")
+#: inline: the sweep's own process; local: a worker forked from the torch-preloaded server (the
+#: default); exec: a worker started as a fresh `python -m bench.run.worker` (BNN_BENCH_WORKER_START=exec).
+MODES = ("inline", "local", "exec")
 
 
 def measure(impl: str, threads: int, mode: str, data_dir: str) -> float:
@@ -33,8 +35,9 @@ def measure(impl: str, threads: int, mode: str, data_dir: str) -> float:
         out = Path(tmp) / "run"
         argv = [sys.executable, str(ROOT / "run_bench.py"), "sweep", "--profile", "paper", "--task", "mnist",
                 "--impl", impl, "--samples", "10", "--steps", "4", "--repeats", "3", "--threads", str(threads),
-                "--executor", mode, "--data-dir", data_dir, "--out", str(out)]
-        subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                "--executor", "inline" if mode == "inline" else "local", "--data-dir", data_dir, "--out", str(out)]
+        env = dict(os.environ, BNN_BENCH_WORKER_START="exec" if mode == "exec" else "forkserver")
+        subprocess.run(argv, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out / "runs.csv", newline="") as f:
             row = next(csv.DictReader(f))
         if row["status"] != "ok":
@@ -47,14 +50,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", default=os.environ.get("BNN_BENCH_DATA", "../shared/data/mnist"))
+    parser.add_argument("--modes", default=",".join(MODES), help=f"which of {', '.join(MODES)} (default all)")
+    parser.add_argument("--threads", default=",".join(map(str, THREADS)), help="thread counts (default 1,2)")
+    parser.add_argument("--loads", default="quiet,load", help="quiet, load or both (default)")
     args = parser.parse_args(argv)
+    modes = tuple(args.modes.split(","))
+    threads_list = tuple(int(t) for t in args.threads.split(","))
+    loads = tuple(args.loads.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for load in ("quiet", "load"):
+    for load in loads:
         competing = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(2 if load == "load" else 0)]
         try:
             for r in range(args.rounds):
-                cells = list(itertools.product(IMPLS, THREADS, MODES))
+                cells = list(itertools.product(IMPLS, threads_list, modes))
                 if r % 2:
                     cells.reverse()  # which mode goes first alternates: drift hits both alike
                 for impl, threads, mode in cells:
@@ -70,12 +79,13 @@ def main(argv=None) -> int:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| load | impl | threads | inline ms | worker ms | inline / worker |", "|---|---|---|---|---|---|"]
-    for load, impl, threads in itertools.product(("quiet", "load"), IMPLS, THREADS):
+    lines = ["| load | impl | threads | " + " | ".join(f"{m} ms" for m in modes) + " | "
+             + " | ".join(f"{m} / {modes[0]}" for m in modes[1:]) + " |", "|---" * (3 + 2 * len(modes) - 1) + "|"]
+    for load, impl, threads in itertools.product(loads, IMPLS, threads_list):
         med = {m: statistics.median(x["step_ms"] for x in rows if (x["load"], x["impl"], x["threads"], x["mode"])
-                                    == (load, impl, threads, m)) for m in MODES}
-        lines.append(f"| {load} | {impl} | {threads} | {med['inline']:.1f} | {med['local']:.1f} | "
-                     f"{med['inline'] / med['local']:.3f} |")
+                                    == (load, impl, threads, m)) for m in modes}
+        lines.append(f"| {load} | {impl} | {threads} | " + " | ".join(f"{med[m]:.1f}" for m in modes) + " | "
+                     + " | ".join(f"{med[m] / med[modes[0]]:.3f}" for m in modes[1:]) + " |")
     table = "\n".join(lines) + "\n"
     (args.out / "README-table.md").write_text(table)
     print(table)
