@@ -82,7 +82,8 @@ def test_runner_stops_a_step_at_the_chunk_budget_and_resumes_only_what_is_left(t
         C.Step("gpu only", ("list",), 1.0, skip_reason="needs a CUDA device"),
         C.Step("slow", ("-c", "import time; time.sleep(60)"), 1.0, kind="python"),
     ))
-    assert C.run_chunk(chunk, s, budget_s=15) is False
+    # 7 s: enough to start the slow step (a step starts only with 5 s left) and cut it by the budget.
+    assert C.run_chunk(chunk, s, budget_s=7) is False
     log = _read_log(s.out)
     assert [(r["step"], r["status"]) for r in log] == [("quick", "ok"), ("gpu only", "skipped"), ("slow", "budget")]
     assert float(log[2]["wall_s"]) < 45

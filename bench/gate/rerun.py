@@ -51,9 +51,6 @@ def rerun_baseline(baseline: Path, options: RerunOptions) -> Path:
     check_trusted(configs, options.trusted_models, baseline)
     if options.data_dir:
         configs = [dataclasses.replace(c, data_dir=options.data_dir) for c in configs]
-    check_models(configs)  # imports and calls only factories the user trusts (checked just above)
-    if not options.target:
-        check_data(configs)
     meta = read_meta(baseline)
     rounds = options.rounds or meta.get("rounds")
     if rounds is not None and options.executor != "local":
@@ -64,9 +61,12 @@ def rerun_baseline(baseline: Path, options: RerunOptions) -> Path:
     argv = list(options.argv or sys.argv)
     with contextlib.ExitStack() as stack:
         base = None
-        if rounds is not None and workers == "warm" and options.paired:
+        if rounds is not None and workers == "warm" and options.paired:  # a git export: cheap, so first
             ref = options.base_ref or recorded_commit(meta, baseline)
             base = base_tree(ref, options.out, stack)
+        check_models(configs)  # imports and calls only factories the user trusts (checked above)
+        if not options.target:
+            check_data(configs)
         if base is not None:
             return run_paired_sweep(configs, options.out, base, rounds=rounds, round_seed=seed, target=target,
                                     base_plugins=options.base_plugins, profile="check", argv=argv)
