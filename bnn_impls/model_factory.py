@@ -88,6 +88,11 @@ def check_support(task_name: str, model_spec: Optional[str], impl: str) -> None:
 
         for path, layer in layers:
             moment_rule(layer, path)
+    if impl == "vmap_flipout":
+        from bnn_impls.vmap_flipout import flipout_rule
+
+        for path, layer in layers:
+            flipout_rule(layer, path)
 
 
 def _check_shapes(module: nn.Module, task: TaskSpec, what: str) -> None:

@@ -8,7 +8,7 @@ those capabilities as arguments.
 
 from __future__ import annotations
 
-IMPLEMENTATIONS = ("sequential", "vmap", "vmap_lrt")
+IMPLEMENTATIONS = ("sequential", "vmap", "vmap_lrt", "vmap_flipout")
 KL_ESTIMATORS = ("sample", "closed", "mc", "repar", "repar_exact")
 TASKS = ("regression", "mnist", "lenet5", "vgg11", "resnet18")
 PRIORS = ("gaussian", "mixture")

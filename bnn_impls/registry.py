@@ -23,6 +23,7 @@ from bnn_impls.capabilities import ELBO_KL_WEIGHT, ELBO_LOSS_NOTE, Capabilities,
 from bnn_impls.names import BnnConfigError
 from bnn_impls.sequential import SequentialBBB
 from bnn_impls.vmap import VmapBBB
+from bnn_impls.vmap_flipout import VmapFlipout
 from bnn_impls.vmap_lrt import VmapLRT
 
 PLUGINS_ENV = "BNN_BENCH_PLUGINS"
@@ -134,7 +135,7 @@ def peer_status() -> dict[str, str]:
     return status
 
 
-for _impl in (SequentialBBB(), VmapBBB(), VmapLRT()):
+for _impl in (SequentialBBB(), VmapBBB(), VmapLRT(), VmapFlipout()):
     register_implementation(_impl.name, _impl)
 
 

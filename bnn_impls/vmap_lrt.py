@@ -2,10 +2,16 @@
 
 For a layer linear in its weights, b = x W^T + c with W ~ N(mu_W, sigma_W^2), c ~ N(mu_c, sigma_c^2)
 is Gaussian given x, with mean x mu_W^T + mu_c and variance x^2 (sigma_W^2)^T + sigma_c^2: one
-standard normal per output unit, per example and per sample replaces a whole weight draw. The same
-holds for a convolution (each output sums products of distinct weights): mean conv(x, mu), variance
-conv(x^2, sigma^2) with the layer's stride, padding, dilation and groups. Weights are never sampled,
-so the KL must come from a standalone estimator (closed form by default).
+standard normal per output unit, per example and per sample replaces a whole weight draw. Weights are
+never sampled, so the KL must come from a standalone estimator (closed form by default).
+
+For a convolution the same rule gives each output its exact mean conv(x, mu) and variance
+conv(x^2, sigma^2) (stride, padding, dilation and groups as the layer's), but it is an
+approximation, not the same estimator: under weight sampling all positions share one kernel, so
+neighbouring outputs are correlated, while here each position gets its own independent noise. The
+variance of anything that sums over positions (pooling) is too small, and the expected loss and
+gradient differ from weight sampling's (`bnn-bench bias` measures by how much for a model;
+docs/estimators.md). `vmap_flipout` is the exact alternative for convolutions.
 
 Any module works whose Bayesian layers all have a moment rule (`MOMENT_RULES`, extended with
 `register_moment_rule`): the skeleton runs through `functional_call` with each Bayesian layer
@@ -26,6 +32,7 @@ from torch.func import functional_call, vmap
 
 from bnn_impls.bayesify import BayesianModel
 from bnn_impls.kl import standalone_kl
+from bnn_impls.layer_swap import layer_io_shapes, set_submodule
 from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
@@ -102,14 +109,6 @@ class _LrtLayer(nn.Module):
         return mean + var.sqrt() * self.noise
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> nn.Module:
-    if not path:
-        return module
-    parent_path, _, name = path.rpartition(".")
-    setattr(root.get_submodule(parent_path) if parent_path else root, name, module)
-    return root
-
-
 class _LrtSkeleton:
     """The model's skeleton with every Bayesian layer replaced by an `_LrtLayer`, and the shapes of
     their outputs per input shape (found once on the meta device)."""
@@ -118,7 +117,7 @@ class _LrtSkeleton:
         check_lrt_support(model)
         module = copy.deepcopy(model.skeleton)
         for layer in model.bayesian_layers:
-            module = _set_submodule(module, layer.path, _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
+            module = set_submodule(module, layer.path, _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
         self.module = module
         self.paths = tuple(layer.path for layer in model.bayesian_layers)
         self._shapes: dict[tuple, list[torch.Size]] = {}
@@ -127,20 +126,7 @@ class _LrtSkeleton:
         """Per Bayesian layer, the shape of its output for an input of shape x_shape (batch included)."""
         key = (tuple(x_shape), model.training)
         if key not in self._shapes:
-            shapes: dict[str, torch.Size] = {}
-
-            def record(path):
-                def hook(module, args, out):
-                    shapes.setdefault(path, out.shape)  # returns None: the output is left alone
-                return hook
-
-            # A copy: BatchNorm in training mode writes its (meta) running stats.
-            probe = copy.deepcopy(model.skeleton)
-            for p in self.paths:
-                probe.get_submodule(p).register_forward_hook(record(p))
-            with torch.no_grad():
-                probe(torch.empty(tuple(x_shape), device="meta"))
-            self._shapes[key] = [shapes[p] for p in self.paths]
+            self._shapes[key] = [out for _, out in layer_io_shapes(model.skeleton, self.paths, x_shape)]
         return self._shapes[key]
 
 

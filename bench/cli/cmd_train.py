@@ -10,7 +10,7 @@ import sys
 from bench.cli.args import float_list, positive_float, positive_int, resolve_out, unit_fraction
 from bench.contract.config import BenchConfig
 from bench.contract.errors import UsageError
-from bench.contract.quality_schema import BASELINES, QUALITY_FILE
+from bench.contract.quality_schema import BASELINE_TASKS, BASELINES, QUALITY_FILE
 from bench.grid.checks import check_data, check_models
 from bench.grid.devices import check_device
 from bench.grid.expand import Axes, expand
@@ -44,7 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     grid.add_argument("--kl", help="KL estimator (default: each implementation's own)")
     grid.add_argument("--prior", default="gaussian", help="gaussian, mixture")
     grid.add_argument("--baselines", action="store_true",
-                      help=f"also train {', '.join(BASELINES)} (same layers, epochs, lr, batch) per MNIST seed")
+                      help="also train each task's deterministic baselines, without and with dropout (mnist: "
+                           "mlp, mlp_dropout; lenet5: lenet5, lenet5_dropout), same epochs, lr and batch, per seed")
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
     train.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the task's)")
@@ -83,7 +84,8 @@ def configs_from_args(args) -> list[BenchConfig]:
     checked the same way), in task, implementation, S, seed, init, init sigma, prior sigma order; the
     deterministic baselines after them."""
     impls, tasks, inits = parse_name_list(args.impl), parse_name_list(args.task), parse_name_list(args.init)
-    baselines = [i for i in impls if i in BASELINES] + (list(BASELINES) if args.baselines else [])
+    baselines = [i for i in impls if i in BASELINES] + (
+        [b for t in tasks for b in BASELINES if BASELINE_TASKS[b] == t] if args.baselines else [])
     impls = tuple(i for i in impls if i not in BASELINES)
     for init in inits:
         if init not in INIT_SCHEMES:
@@ -105,12 +107,16 @@ def configs_from_args(args) -> list[BenchConfig]:
     configs.sort(key=lambda c: (tasks.index(c.task), impls.index(c.impl), samples.index(c.samples),
                                 seeds.index(c.seed), inits.index(c.init), init_sigmas.index(c.init_sigma),
                                 prior_sigmas.index(c.prior_sigma)))
-    if baselines:
-        if "mnist" not in tasks:
-            raise UsageError("the baselines are MNIST MLPs: add mnist to --task")
-        for seed, baseline in itertools.product(seeds, dict.fromkeys(baselines)):
-            configs.append(BenchConfig(impl=baseline, task="mnist", samples=1, seed=seed, device=args.device,
-                                       prior=args.prior, **common))
+    if args.baselines and not baselines:
+        raise UsageError(f"--baselines: no deterministic baseline exists for task(s) {', '.join(tasks)}: "
+                         f"they exist for {', '.join(dict.fromkeys(BASELINE_TASKS.values()))}")
+    for baseline in dict.fromkeys(baselines):
+        if BASELINE_TASKS[baseline] not in tasks:
+            raise UsageError(f"baseline {baseline!r} is the {BASELINE_TASKS[baseline]} task's network: add "
+                             f"{BASELINE_TASKS[baseline]} to --task")
+    for seed, baseline in itertools.product(seeds, dict.fromkeys(baselines)):
+        configs.append(BenchConfig(impl=baseline, task=BASELINE_TASKS[baseline], samples=1, seed=seed,
+                                   device=args.device, prior=args.prior, **common))
     return configs
 
 

@@ -13,8 +13,10 @@ FGSM_FILE = "fgsm.csv"
 BAND_FILE = "regression_band.csv"
 BAND_POINTS_FILE = "regression_train.csv"
 
-#: Deterministic baselines trained beside the BNNs for the FGSM comparison (same layers, same epochs).
-BASELINES = ("mlp", "mlp_dropout")
+#: Deterministic baselines trained beside the BNNs (same layers, same epochs), each for one task:
+#: the task's own network with PyTorch's default init, without and with dropout 0.5.
+BASELINE_TASKS = {"mlp": "mnist", "mlp_dropout": "mnist", "lenet5": "lenet5", "lenet5_dropout": "lenet5"}
+BASELINES = tuple(BASELINE_TASKS)
 
 #: One row per config and evaluated epoch.
 QUALITY_COLUMNS = (

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 import bnn_impls as B
 from bench.contract.config import BenchConfig
-from bench.contract.quality_schema import BASELINES
+from bench.contract.quality_schema import BASELINE_TASKS, BASELINES
 from bench.training.builder import build_config_training, resolve_dtype
+from bnn_impls.architectures import LeNet5
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,29 @@ class Trainer:
     differentiable: bool = True  # the predictor gives input gradients (FGSM); a peer's does not
 
 
+class DropoutLeNet5(LeNet5):
+    """LeNet-5 with dropout 0.5 after each hidden fully connected layer's ReLU (the convolutions' outputs
+    are max-pooled and left as they are, as in the usual dropout LeNet)."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10):
+        super().__init__(in_channels, num_classes)
+        self.dropout = torch.nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = self.dropout(F.relu(self.fc1(x.flatten(-3))))
+        return self.fc3(self.dropout(F.relu(self.fc2(x))))
+
+
 def baseline_net(name: str, sizes, device, dtype, seed: int) -> torch.nn.Module:
-    """The BNN's layers as a plain MLP (PyTorch's default init), with dropout 0.5 after each hidden ReLU
-    for `mlp_dropout`."""
+    """The BNN's layers as a plain net (PyTorch's default init): the MLP, with dropout 0.5 after each
+    hidden ReLU for `mlp_dropout`; LeNet-5, with dropout after its hidden dense layers for
+    `lenet5_dropout`."""
     torch.manual_seed(seed)
+    if name in ("lenet5", "lenet5_dropout"):
+        net = LeNet5(1, sizes[-1]) if name == "lenet5" else DropoutLeNet5(1, sizes[-1])
+        return net.to(device=device, dtype=dtype)
     layers: list[torch.nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(n_in, n_out))
@@ -49,8 +69,9 @@ def baseline_trainer(config: BenchConfig) -> Trainer:
     (dropout off) as a predictor with one sample."""
     B.names.check_task(config.task)
     task = B.TASK_SPECS[config.task]
-    if config.task != "mnist":
-        raise B.BnnConfigError(f"baseline {config.impl!r} is for the mnist task: drop --baselines for {config.task}")
+    if config.task != BASELINE_TASKS[config.impl]:
+        raise B.BnnConfigError(f"baseline {config.impl!r} is for the {BASELINE_TASKS[config.impl]} task, not "
+                               f"{config.task!r}: name the baseline of that task")
     device, dtype = torch.device(config.device), resolve_dtype(config.dtype)
     batch_size, lr = config.batch_size or task.batch_size, config.lr or task.lr
     data = B.load_dataset(config.task, device, dtype, data_dir=config.data_dir, seed=config.seed)
