@@ -17,13 +17,19 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
     """
     from pathlib import Path
 
+    from analysis import bias_report
     from analysis import quality_report as quality
     from analysis.report import analyze as _analyze
 
     target = quality.DEFAULT_TARGET_ERROR if target_error is None else target_error
     single = not isinstance(results_dir, (list, tuple))
-    if single and quality.has_quality(results_dir) and not (Path(results_dir) / "runs.csv").is_file():
-        return quality.write_report(results_dir, out_dir, target)
+    no_runs = single and not (Path(results_dir) / "runs.csv").is_file()
+    if no_runs and bias_report.has_bias(results_dir) and not quality.has_quality(results_dir):
+        return bias_report.write_report(results_dir, out_dir)
+    if no_runs and quality.has_quality(results_dir):
+        report = quality.write_report(results_dir, out_dir, target)
+        _append_bias(results_dir, report)
+        return report
     if not single and all(quality.has_quality(d) and not (Path(d) / "runs.csv").is_file() for d in results_dir):
         if out_dir is None:
             raise AnalysisInputError("several directories of quality runs need --out DIR for the merged report")
@@ -34,7 +40,19 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
         lines = quality.analyze_quality(results_dir, Path(report).parent, target)
         with open(report, "a") as f:
             f.write("\n" + "\n".join(lines) + "\n")
+    if single:
+        _append_bias(results_dir, report)
     return report
+
+
+def _append_bias(results_dir, report) -> None:
+    """A directory that also holds bias.csv gets its table at the end of report.md."""
+    from analysis import bias_report
+    from bench.contract.files import write_text_atomic
+
+    if bias_report.has_bias(results_dir):
+        lines = bias_report.report_lines(results_dir)
+        write_text_atomic(report, open(report).read() + "\n" + "\n".join(lines) + "\n")
 
 
 __all__ = ["AnalysisInputError", "analyze"]
