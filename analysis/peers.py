@@ -1,4 +1,4 @@
-"""Implementations beyond our three (peer libraries, plugins) beside ours: order, step-time table, losses.
+"""Implementations beyond our own (peer libraries, plugins) beside ours: order, step-time table, losses.
 
 The peers table in results/cpu/peers-xeon-2threads-rounds-20261130/README.md is `peer_table` of that
 committed run, printed by `scripts/peers_table.py` (so its numbers are the run's, not typed by hand).
@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-OURS = ("sequential", "vmap", "vmap_lrt")
+OURS = ("sequential", "vmap", "vmap_lrt", "vmap_flipout")
 FASTEST_OURS = "vmap_lrt"
 N_BOOT = 2000
 
 
 def impl_order(impls) -> list:
-    """Our three first (in their fixed order), then every other name in order of appearance."""
+    """Ours first (in their fixed order), then every other name in order of appearance."""
     seen = list(dict.fromkeys(str(i) for i in impls))
     return [i for i in OURS if i in seen] + [i for i in seen if i not in OURS]
 
@@ -131,3 +131,21 @@ def sentences(table: pd.DataFrame, machine: str) -> list[str]:
             lines.append(f"{ours} ({r[ratio_col]:.2f}x vmap_lrt's time) is faster than {slower} of the "
                          f"{len(others)} other implementations.")
     return lines
+
+
+#: What a peer's recorded loss_note does not say, or (in runs recorded before 2026-12-04) said wrongly.
+PEER_NOTES = {
+    "bayesian_torch": (
+        "bayesian-torch 0.5.0: `get_kl_loss` sums each tensor's MEAN elementwise KL, and the loss divides that "
+        "by the batch size, so a weight in a tensor of n elements weighs 1/(B n) (first MNIST weight matrix: "
+        "about 1/1,300 of our 1/N; last bias: about 47 times it); its `kl_weight` 1/B is the factor on that "
+        "sum of means, not N/B times ours, as runs before 2026-12-04 said. Its step also recomputes the "
+        "closed-form KL once per sample (S times a step): a share of its step time that ours, which compute "
+        "the KL once, do not pay."
+    ),
+}
+
+
+def peer_notes(impls) -> list[str]:
+    """The notes of PEER_NOTES for the peers among `impls` (matched by name prefix)."""
+    return [note for prefix, note in PEER_NOTES.items() if any(str(i).startswith(prefix) for i in impls)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.quality_seeds import DEFAULT_MARGIN, seeds_section
 from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.files import make_dir, write_text_atomic
 from bench.contract.quality_schema import (
@@ -107,6 +108,7 @@ def time_to_accuracy(quality: pd.DataFrame, target: float) -> pd.DataFrame:
         first = g.iloc[0]
         row = {k: first[k] for k in ["impl", "kl"] + CONFIG_KEYS if k in g.columns}
         row.update(run_id=run_id, config=label(first), epochs_run=int(g["epoch"].max()),
+                   steps_per_epoch=float(first["steps_per_epoch"]),
                    finished=bool(g["finished"].all()),
                    best_error=float(g["test_error"].min()),
                    step_s=float(g["epoch_train_s"].median() / first["steps_per_epoch"]),
@@ -118,13 +120,25 @@ def time_to_accuracy(quality: pd.DataFrame, target: float) -> pd.DataFrame:
     if table.empty:
         return table
     keys = [k for k in CONFIG_KEYS if k in table.columns and k != "stop_at_error"]
-    seq = table[table["impl"] == "sequential"].set_index(keys)
-    joined = table.join(seq[["time_to_target_s", "step_s"]].rename(
-        columns={"time_to_target_s": "seq_time_s", "step_s": "seq_step_s"}), on=keys)
-    table["speedup_time_to_target"] = joined["seq_time_s"] / joined["time_to_target_s"]
-    table["speedup_per_step"] = joined["seq_step_s"] / joined["step_s"]
+    joined = _join_sequential(table, keys)
+    table["speedup_time_to_target"] = joined["seq_time_s"] / table["time_to_target_s"]
+    table["speedup_per_step"] = joined["seq_step_s"] / table["step_s"]
     table["target_error"] = target
     return table
+
+
+def _join_sequential(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Each row's `sequential` counterpart (seq_time_s, seq_step_s) at the same settings. Where two
+    sequential configs share those settings (they differ in kl), the one with the row's own kl; where
+    none matches uniquely, nothing (NaN) rather than a guess."""
+    cols = {"time_to_target_s": "seq_time_s", "step_s": "seq_step_s"}
+    seq = table[table["impl"] == "sequential"]
+    dup = seq.duplicated(keys, keep=False)
+    by_keys = seq[~dup].set_index(keys)[list(cols)].rename(columns=cols)
+    by_kl = seq[dup].set_index(keys + ["kl"])[list(cols)].rename(columns=cols)
+    first = table.join(by_keys, on=keys)
+    second = table.join(by_kl, on=keys + ["kl"])
+    return first[list(cols.values())].combine_first(second[list(cols.values())])
 
 
 def ood_table(ood: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +212,8 @@ def _words(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERROR) -> list[str]:
+def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERROR, margin: float = DEFAULT_MARGIN,
+                    step_times: pd.DataFrame | None = None) -> list[str]:
     """Write the quality tables (CSV) and figures into out_dir; return the report's markdown lines."""
     from analysis.markdown import markdown_table as _table
 
@@ -249,6 +264,10 @@ def analyze_quality(directory, out_dir, target_error: float = DEFAULT_TARGET_ERR
             lines.append(f"- {r['config']} (lr {r['lr']:g}) did not reach {target_error:.2%} "
                          f"in {r['epochs_run']} epoch(s) (best {r['best_error']:.2%}{unfinished}).")
         lines.append("")
+    seed_lines, seed_frames = seeds_section(finals, tta, target_error, margin, step_times, markdown_table)
+    for name, frame in seed_frames.items():
+        write_text_atomic(out_dir / name, frame.to_csv(index=False))
+    lines += seed_lines
     if len(oods):
         lines += ["### Out-of-distribution inputs", "", markdown_table(oods, digits=3), "",
                   "AUROC for telling each set from MNIST's test set by the score (0.5 chance, 1 perfect); mutual "
@@ -299,7 +318,8 @@ def merge_quality_dirs(directories, out_dir) -> Path:
     return out
 
 
-def write_report(directory, out_dir=None, target_error: float = DEFAULT_TARGET_ERROR) -> Path:
+def write_report(directory, out_dir=None, target_error: float = DEFAULT_TARGET_ERROR, margin: float = DEFAULT_MARGIN,
+                 step_times: pd.DataFrame | None = None) -> Path:
     """report.md for a directory that holds quality runs only."""
     directory = Path(directory)
     out = Path(out_dir) if out_dir is not None else directory
@@ -307,7 +327,7 @@ def write_report(directory, out_dir=None, target_error: float = DEFAULT_TARGET_E
     sources = directory / "sources.txt"
     if sources.is_file():
         lines += ["Merged from: " + ", ".join(f"`{s}`" for s in sources.read_text().split()), ""]
-    lines += analyze_quality(directory, out, target_error)
+    lines += analyze_quality(directory, out, target_error, margin, step_times)
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines) + "\n")
     return report

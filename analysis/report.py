@@ -12,7 +12,7 @@ from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
 from analysis.markdown import fmt_cell, markdown_table
-from analysis.peers import has_others, impl_order, loss_table, peer_table
+from analysis.peers import has_others, impl_order, loss_table, peer_notes, peer_table
 from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
 from analysis.throughput import throughput_section
@@ -220,6 +220,7 @@ def _peers_section(results: Results, machine: str) -> list[str]:
     losses = loss_table(ok)
     if len(losses):
         lines += ["### How each loss differs from ours", "", markdown_table(losses, digits=4)]
+        lines += [""] + [f"- {note}" for note in peer_notes(losses["impl"])]
     return lines
 
 

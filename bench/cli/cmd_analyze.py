@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from bench.cli.args import unit_fraction
+from bench.cli.args import open_unit_float, unit_fraction
 from bench.contract.errors import UsageError
 
 
@@ -28,17 +28,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "measured by different code (git_commit): the newest, or the one in DIR")
     parser.add_argument("--target-error", type=unit_fraction, metavar="E",
                         help="test error that time to accuracy is measured to, for quality runs (default 0.025)")
+    parser.add_argument("--margin", type=open_unit_float, metavar="M",
+                        help="equivalence margin on final test error across seeds, quality runs (default 0.003)")
+    parser.add_argument("--step-times", metavar="DIR",
+                        help="a sweep's results directory: quality runs' time to target = steps to it x its median "
+                             "step time (timed apart, e.g. in interleaved rounds), beside the runs' own clock")
     parser.set_defaults(run=run)
     return parser
 
 
-def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None) -> Path:
+def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None, margin=None,
+                 step_times=None) -> Path:
     """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib.
 
     `results_dir`: one directory, or a list (several are merged; one is analyzed as itself)."""
     import analysis
 
-    extra = {} if target_error is None else {"target_error": target_error}  # only quality runs use it
+    # only quality runs use these
+    extra = {k: v for k, v in (("target_error", target_error), ("margin", margin), ("step_times_dir", step_times))
+             if v is not None}
     if isinstance(results_dir, (list, tuple)) and len(results_dir) > 1:
         return Path(analysis.analyze([Path(d) for d in results_dir], reference_dir=_path(reference_dir),
                                      out_dir=_path(out_dir), prefer=prefer, **extra))
@@ -58,6 +66,7 @@ def run(args) -> int:
     if len(args.dirs) > 1 and not args.out:
         raise UsageError("analyze of several directories needs --out DIR: where the merged report goes "
                          "(each directory keeps its own report)")
-    report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error)
+    report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error, args.margin,
+                          args.step_times)
     print(f"report: {report}")
     return 0

@@ -21,6 +21,23 @@ HIST_BINS = 20
 BAND_POINTS = 200
 
 
+def evaluation_mode(predict, module: torch.nn.Module):
+    """`predict` run with `module` in eval mode, its mode put back after: BatchNorm normalizes with its
+    running statistics (the ones training left) and never updates them, dropout is off. So a test
+    example's prediction does not depend on which other examples share its evaluation chunk, and
+    evaluating does not change the model that training continues with."""
+
+    def run(x, samples, generator):
+        was_training = module.training
+        module.eval()
+        try:
+            return predict(x, samples, generator)
+        finally:
+            module.train(was_training)
+
+    return run
+
+
 def chunks(n: int, samples: int, eval_rows: int):
     size = max(1, eval_rows // max(1, samples))
     for start in range(0, n, size):

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 import bnn_impls as B
 from bench.contract.config import BenchConfig
 from bench.contract.quality_schema import BASELINE_TASKS, BASELINES
+from bench.quality.evaluate import evaluation_mode
 from bench.training.builder import build_config_training, resolve_dtype
+from bnn_impls import registry
 from bnn_impls.architectures import LeNet5
 
 
@@ -109,6 +111,10 @@ def build_trainer(config: BenchConfig) -> Trainer:
             total += training.train_step(x, y).loss
         return total
 
-    return Trainer(training.predict, run_epoch, training.steps_per_epoch, training.data, training.task,
+    # Ours evaluate in eval mode (bench/quality/evaluate.py: BatchNorm's running statistics, never updated);
+    # a peer library's model is left in the mode its own predict chooses.
+    own_model = registry.capabilities(config.impl).trains_own_model
+    predict = training.predict if own_model else evaluation_mode(training.predict, training.model)
+    return Trainer(predict, run_epoch, training.steps_per_epoch, training.data, training.task,
                    training.kl, training.batch_size, config.lr or training.task.lr,
                    differentiable=training.predict_differentiable)
