@@ -32,6 +32,7 @@ class Capabilities:
     kl_weight: str  # what the loss multiplies the KL by, in words ("1/N", "1/batch", ...)
     loss_note: str  # how the loss differs from ours, one line ("" for the ELBO of objective.py)
     trains_own_model: bool  # has `make_training`
+    estimator: str = ""  # what its likelihood term estimates, per layer type (docs/estimators.md)
 
     def check(self, kl: str, prior: str) -> None:
         """BnnConfigError naming the valid choices if this implementation cannot run (kl, prior)."""
@@ -55,7 +56,8 @@ def declared(name: str, impl) -> Capabilities:
                         kl_estimators=kls, tasks=tasks, priors=priors,
                         kl_weight=str(getattr(impl, "kl_weight", ELBO_KL_WEIGHT)),
                         loss_note=str(getattr(impl, "loss_note", "")),
-                        trains_own_model=callable(getattr(impl, "make_training", None)))
+                        trains_own_model=callable(getattr(impl, "make_training", None)),
+                        estimator=str(getattr(impl, "estimator_note", "")))
     for kl in kls:
         if kl not in names.KL_ESTIMATORS:
             raise BnnConfigError(f"implementation {name!r} declares unknown KL estimator {kl!r}: "

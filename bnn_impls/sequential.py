@@ -13,6 +13,7 @@ class SequentialBBB(ElboImplementation):
     name = "sequential"
     default_kl = "sample"
     draws_weights = True
+    estimator_note = "weight sampling, every layer type: one weight draw per sample, shared by the batch"
 
     def _draw(self, model, s, generator, noise):
         eps = [n[s] for n in noise] if noise is not None else model.draw_weight_noise(None, generator)

@@ -14,6 +14,7 @@ class VmapBBB(ElboImplementation):
     name = "vmap"
     default_kl = "sample"
     draws_weights = True
+    estimator_note = "weight sampling, every layer type: one weight draw per sample, shared by the batch"
 
     def _outputs(self, model, x, samples, generator, noise):
         eps = list(noise) if noise is not None else model.draw_weight_noise(samples, generator)

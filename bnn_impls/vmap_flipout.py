@@ -167,6 +167,7 @@ class VmapFlipout(ElboImplementation):
     name = "vmap_flipout"
     default_kl = "sample"
     draws_weights = True
+    estimator_note = "Linear, Conv1d/2d/3d: exact (weight sampling in distribution, examples decorrelated)"
 
     def draw_flipout_noise(self, model: BayesianModel, samples: int, x, generator) -> list[torch.Tensor]:
         """Everything a step draws: weight noise per parameter, then (r_in, r_out) per Bayesian layer.

@@ -145,6 +145,8 @@ class VmapLRT(ElboImplementation):
     name = "vmap_lrt"
     default_kl = "closed"
     draws_weights = False
+    estimator_note = ("Linear: exact (output moments); Conv1d/2d/3d: an approximation, per-position noise drops "
+                      "the kernel's weight sharing (bnn-bench bias measures it)")
 
     def __init__(self, hoist_first_layer: bool = True):
         # False recomputes the first layer for every sample (the naive form): kept so the

@@ -56,8 +56,9 @@ def test_time_to_target_per_seed_with_own_clock_and_timed_step():
     assert table.loc["vmap", "reached"] == 5 and table.loc["vmap", "epochs_mean"] == 2
     assert table.loc["vmap", "timed_s_mean"] == pytest.approx(2 * 100 * 0.005)
     assert table.loc["vmap", "speedup_vs_sequential"] == pytest.approx(2.0)
-    # vmap_lrt needs epoch 3 on some seeds (0.0150 is reached, 0.0155 not): fewer reached, no speedup
-    assert table.loc["vmap_lrt", "reached"] == 3 and table.loc["vmap_lrt", "epochs_mean"] == 3 and np.isnan(table.loc["vmap_lrt", "speedup_vs_sequential"])
+    # vmap_lrt reaches the target at epoch 3 on 3 seeds of 5: no speedup over the seeds that did not
+    lrt = table.loc["vmap_lrt"]
+    assert lrt["reached"] == 3 and lrt["epochs_mean"] == 3 and np.isnan(lrt["speedup_vs_sequential"])
 
 
 def test_two_sequential_configs_that_differ_in_kl_do_not_crash_time_to_accuracy():

@@ -33,7 +33,7 @@ def test_a_plugin_declaring_sample_gets_sample_everywhere(sample_default_plugin)
 
 def test_built_in_defaults_come_from_the_registered_objects():
     assert {n: registry.default_kl(n) for n in B.IMPLEMENTATIONS} == {
-        "sequential": "sample", "vmap": "sample", "vmap_lrt": "closed"}
+        "sequential": "sample", "vmap": "sample", "vmap_lrt": "closed", "vmap_flipout": "sample"}
     assert registry.capabilities("vmap_lrt").draws_weights is False
     assert registry.valid_kl_for("vmap_lrt", "gaussian") == ("closed", "mc", "repar", "repar_exact")
 

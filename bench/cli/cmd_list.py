@@ -44,6 +44,9 @@ def listing() -> str:
         caps = registry.capabilities(impl)
         note = caps.loss_note or "ours: " + registry.ELBO_LOSS_NOTE
         lines.append(f"  {impl:<22} {caps.default_kl:<7} {caps.kl_weight:<8} {note}")
+    lines += ["what each likelihood estimator is, per Bayesian layer type (docs/estimators.md):"]
+    for impl in names.IMPLEMENTATIONS:
+        lines.append(f"  {impl:<22} {registry.capabilities(impl).estimator}")
     missing = {name: why for name, why in status.items() if why}
     if missing:
         lines += ["peer implementations not importable here (why; how to install):"]
