@@ -19,6 +19,7 @@ from bench.contract.files import make_dir, write_text_atomic
 from bench.contract.quality_schema import (
     BAND_FILE,
     BAND_POINTS_FILE,
+    BASELINE_TASKS,
     BASELINES,
     FGSM_FILE,
     OOD_FILE,
@@ -178,16 +179,21 @@ def claims(ood: pd.DataFrame, fgsm: pd.DataFrame, configs: pd.DataFrame) -> list
     if not fgsm.empty:
         acc = fgsm.pivot_table(index="run_id", columns="eps", values="accuracy", aggfunc="first")
         kinds = configs.set_index("run_id")["impl"] if len(configs) else pd.Series(dtype=str)
-        bnn = [r for r in acc.index if kinds.get(r) not in BASELINES]
-        mlps = {k: [r for r in acc.index if kinds.get(r) == k] for k in BASELINES}
-        for eps in [e for e in acc.columns if e > 0]:
-            if not bnn or not all(mlps.values()):
-                break
-            worst_bnn = acc.loc[bnn, eps].min()
-            best_mlp = max(acc.loc[v, eps].max() for v in mlps.values())
-            verdict = "holds" if worst_bnn > best_mlp else "does not hold"
-            out.append(f"FGSM eps = {eps:g}: every BNN keeps >= {worst_bnn:.3f} accuracy, the better MLP "
-                       f"{best_mlp:.3f}: the report's claim (BNN more robust than both MLPs) {verdict} here.")
+        tasks = configs.set_index("run_id")["task"] if len(configs) else pd.Series(dtype=str)
+        for task in dict.fromkeys(tasks.get(r) for r in acc.index):
+            runs = [r for r in acc.index if tasks.get(r) == task]
+            bnn = [r for r in runs if kinds.get(r) not in BASELINES]
+            nets = {k: [r for r in runs if kinds.get(r) == k] for k in BASELINES if BASELINE_TASKS[k] == task}
+            if not bnn or not nets or not all(nets.values()):
+                continue  # the claim needs every BNN beside both of the task's deterministic nets
+            where = "" if len(set(tasks)) == 1 else f" ({task})"
+            for eps in [e for e in acc.columns if e > 0]:
+                worst_bnn = acc.loc[bnn, eps].min()
+                best_net = max(acc.loc[v, eps].max() for v in nets.values())
+                verdict = "holds" if worst_bnn > best_net else "does not hold"
+                out.append(f"FGSM eps = {eps:g}{where}: every BNN keeps >= {worst_bnn:.3f} accuracy, the better "
+                           f"deterministic net ({' or '.join(nets)}) {best_net:.3f}: the report's claim (BNN more "
+                           f"robust than both deterministic nets) {verdict} here.")
     if not ood.empty:
         ok = ood[(ood["status"] == "ok") & ood["auroc_mi"].notna()]
         kinds = configs.set_index("run_id")["impl"] if len(configs) else pd.Series(dtype=str)

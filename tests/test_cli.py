@@ -246,7 +246,7 @@ def test_default_job_sweeps_quick_then_analyzes(capsys, tmp_path, fake_analysis)
     code, stdout, _ = run_cli(capsys, "--out", str(out), "--executor", "inline", *FAKE)
     assert code == 0
     rows = read_runs(out)
-    assert (len(rows) == 36 and {r["task"] for r in rows} == {"regression", "mnist"}
+    assert (len(rows) == 44 and {r["task"] for r in rows} == {"regression", "mnist"}
             and {r["device"] for r in rows} == {"cpu"})
     assert json.loads((out / "meta.json").read_text())["profile"] == "quick"
     assert [call[0] for call in fake_analysis.calls] == [out]

@@ -120,7 +120,7 @@ def test_quick_profile_covers_what_the_issue_asks():
     # four values of n_mc: enough for analyze to fit the cost per extra draw with an interval
     assert {(c.kl, c.n_mc) for c in repar} == {(k, n) for k in ("mc", "repar", "repar_exact") for n in (1, 10, 30, 100)}
     assert all(c.impl == "vmap_lrt" and c.samples == 1 for c in repar)
-    assert len(configs) == 12 + 12 + 12 and all(c.timeout_s for c in configs)
+    assert len(configs) == 16 + 16 + 12 and all(c.timeout_s for c in configs)
 
 
 def test_every_profile_builds_a_valid_grid():

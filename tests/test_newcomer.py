@@ -74,10 +74,10 @@ def test_without_dry_run_it_runs_exactly_those_two(capsys, tmp_path):
 def test_defaults_of_a_sweep_without_profile_and_with_one(capsys):
     code, stdout, _ = run_cli(capsys, "sweep", "--dry-run", *FAKE)
     lines = config_lines(stdout)
-    assert code == 0 and len(lines) == 12 and all(" mnist " in f" {line} " for line in lines)
+    assert code == 0 and len(lines) == 16 and all(" mnist " in f" {line} " for line in lines)
     assert not any("n_mc=" in line for line in lines)  # no KL-estimator block unless asked for
     code, stdout, _ = run_cli(capsys, "sweep", "--profile", "quick", "--dry-run", *FAKE)
-    assert code == 0 and len(config_lines(stdout)) == 36
+    assert code == 0 and len(config_lines(stdout)) == 44
     # with a profile, flags override its axes in every block (its KL block included)
     code, stdout, _ = run_cli(capsys, "sweep", "--profile", "quick", "--impl", "vmap_lrt", "--samples", "1",
                               "--dry-run", *FAKE)
