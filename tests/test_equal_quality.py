@@ -1,44 +1,67 @@
-"""Equal quality (slow): sequential, vmap and vmap_lrt, trained on MNIST with one seed and one budget,
-reach test errors that agree within the seed-to-seed spread.
+"""Equal quality (slow): the four implementations, trained on MNIST for one epoch at one seed, reach test
+errors that agree within what seed-to-seed noise allows.
 
-How the tolerance was derived. The spread was measured first, with the same budget the test uses
-(784-800-800-10, S = 1, batch 128, Adam lr 1e-3, 1 epoch, 1 thread, test error of the mixture over
-20 posterior samples): `vmap_lrt` at seeds 0 and 1 (`bnn-bench train --impl vmap_lrt --seed 1
---lr 1e-3 --epochs 1 --test-samples 20`; results/cpu/quality-lr1e-3 for seed 0 at epoch 1: 4.08%,
-results/cpu/quality-seeds-lr1e-3 for seed 1: 3.76%). Seed 2 was started but did not finish before the
-deadline on the shared 2-core machine: two seeds give a crude spread; add seeds to SEED_ERRORS.
-Two independent runs differ by sqrt(2) times one run's standard deviation, so the tolerance on the
-difference of two implementations' errors is 3 * sqrt(2) * stdev(SEED_ERRORS): a gap larger than
-that is unlikely (< 1% under normality) to be seed noise. `sequential` and `vmap` draw the same
-weight noise from the same generator at S = 1, so they differ only by float rounding; `vmap_lrt`
-draws activation noise instead, so it is as different from them as another seed is.
+How the tolerance is derived, from committed runs rather than typed in: the five-seed MLP runs in
+SEEDS_DIR (784-800-800-10, S = 1, batch 128, Adam lr 1e-3, 1 thread, test error of the mixture over 20
+posterior samples; see its README for the command) recorded every implementation's test error after
+epoch 1 at seeds 0-4. Each implementation keeps its own standard deviation (SD) there. One run of a
+and one of b differ by noise with SD sqrt(sd_a^2 + sd_b^2); the tolerance is the two-sided 99.9%
+t quantile (4 degrees of freedom, the smaller side's) times that. A gap beyond it is unlikely (< 0.1%
+per pair under normality) to be seed noise, with six pairs < 1% in all. The full equal-quality claim
+(final error over five seeds, TOST at +-0.3 pp) is in that README; this test guards the code path.
 """
 
-import statistics
+import csv
+import math
+from pathlib import Path
+from statistics import stdev
 
 import pytest
+from scipy import stats
 
 from bench.contract.config import BenchConfig
 from bench.contract.quality_schema import QUALITY_FILE
 from bench.contract.quality_store import counted_rows
 from bench.quality.run import QualityOptions, run_quality
 
-#: Test error after 1 epoch of vmap_lrt at seeds 0 and 1 (measured; see the module docstring).
-SEED_ERRORS = (0.0408, 0.0376)
-TOLERANCE = 3 * 2**0.5 * statistics.stdev(SEED_ERRORS)  # 0.96 percentage points
+IMPLS = ("sequential", "vmap", "vmap_lrt", "vmap_flipout")
+SEEDS_DIR = Path(__file__).resolve().parents[1] / "results" / "cpu" / "quality-seeds-epyc-20261204" / "mlp"
+
+
+def epoch_one_errors(directory: Path) -> dict[str, list[float]]:
+    """Test error after epoch 1 per implementation, one value per seed, from a committed quality.csv."""
+    with open(directory / QUALITY_FILE, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["status"] == "ok" and r["epoch"] == "1"]
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r["impl"], []).append(float(r["test_error"]))
+    return out
+
+
+def tolerance(errors: dict[str, list[float]], a: str, b: str) -> float:
+    df = min(len(errors[a]), len(errors[b])) - 1
+    return float(stats.t.ppf(0.9995, df)) * math.sqrt(stdev(errors[a]) ** 2 + stdev(errors[b]) ** 2)
+
+
+def test_the_committed_spread_covers_every_implementation_with_five_seeds():
+    errors = epoch_one_errors(SEEDS_DIR)
+    assert {impl: len(errors.get(impl, [])) for impl in IMPLS} == {impl: 5 for impl in IMPLS}
+    assert all(0 < tolerance(errors, a, "sequential") < 0.02 for a in IMPLS)
 
 
 @pytest.mark.slow
-def test_the_three_implementations_reach_the_same_test_error(mnist_data_dir, tmp_path):
-    impls = ("sequential", "vmap", "vmap_lrt")
+def test_the_four_implementations_reach_the_same_test_error(mnist_data_dir, tmp_path):
+    errors = epoch_one_errors(SEEDS_DIR)
     configs = [BenchConfig(impl, "mnist", 1, seed=0, lr=1e-3, epochs=1, repeats=1, warmup_steps=0, threads=1,
-                           data_dir=mnist_data_dir) for impl in impls]
-    run_quality(configs, QualityOptions(test_samples=20, ood=False, fgsm=False), tmp_path / "q", log=lambda s: None)
+                           data_dir=mnist_data_dir) for impl in IMPLS]
+    run_quality(configs, QualityOptions(test_samples=20, eval_rows=5000, ood=False, fgsm=False), tmp_path / "q",
+                log=lambda s: None)
     rows = counted_rows(tmp_path / "q", QUALITY_FILE)
     assert all(r["status"] == "ok" for r in rows)
     error = {r["impl"]: float(r["test_error"]) for r in rows if r["final"] == "true"}
-    assert set(error) == set(impls)
+    assert set(error) == set(IMPLS)
     assert max(error.values()) < 0.06  # all of them learned: a shared failure must not pass as agreement
-    for a in impls:
-        for b in impls:
-            assert abs(error[a] - error[b]) <= TOLERANCE, (error, TOLERANCE)
+    for a in IMPLS:
+        for b in IMPLS:
+            if a < b:
+                assert abs(error[a] - error[b]) <= tolerance(errors, a, b), (a, b, error)

@@ -234,3 +234,22 @@ def test_quality_runs_in_several_directories_merge_into_one_report(tmp_path, cap
     assert main(["analyze", str(one), str(one), "--out", str(tmp_path / "twice")]) == 2
     err = capsys.readouterr().err
     assert "was trained in both" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failure_after_training_keeps_the_last_epochs_metrics(tmp_path, capsys, monkeypatch):
+    """OOD, FGSM or the band failing after the last epoch: the final row says so and still holds that
+    epoch's test metrics (nothing measured is lost); the command goes on to the next config."""
+    import bench.quality.run as quality_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch in the OOD set")
+
+    monkeypatch.setattr(quality_run, "post_training", broken)
+    out = tmp_path / "q"
+    assert main(["train", "--task", "regression", "--impl", "vmap,vmap_lrt", "--epochs", "1", "--test-samples", "4",
+                 "--threads", "1", "--out", str(out)]) == 0
+    rows = read_table(out, QUALITY_FILE)
+    assert [(r["impl"], r["final"], r["status"]) for r in rows] == [("vmap", "true", "error"),
+                                                                    ("vmap_lrt", "true", "error")]
+    assert all("OOD/FGSM/band failed" in r["error"] and "shape mismatch" in r["error"] for r in rows)
+    assert all(float(r["rmse"]) > 0 and r["epoch"] == "1" for r in rows)

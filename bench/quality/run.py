@@ -134,9 +134,17 @@ def train_and_evaluate(config: BenchConfig, options: QualityOptions, writer: Qua
                                                   options.eval_rows)
             reached = options.stop_at_error is not None and quality.get("test_error", 1.0) <= options.stop_at_error
             last = epoch == config.epochs or reached
+            status, error = "ok", ""
             if last:
-                post_training(config, options, trainer, writer, dict(base, epoch_done=epoch), samples, eval_gen)
-            row = dict(base, status="ok", error="", epoch=epoch, final=last, steps=epoch * trainer.steps_per_epoch,
+                try:
+                    post_training(config, options, trainer, writer, dict(base, epoch_done=epoch), samples, eval_gen)
+                except WriteFailed:
+                    raise
+                except Exception as exc:  # OOD or FGSM failed: keep this epoch's metrics in the final row
+                    status, message = classify_exception(exc)
+                    error = f"after training, OOD/FGSM/band failed: {message}"[:500]
+                    log(f"{run_id}: {status}: {error}")
+            row = dict(base, status=status, error=error, epoch=epoch, final=last, steps=epoch * trainer.steps_per_epoch,
                        epoch_train_s=seconds, train_s=train_s, eval_s=time.perf_counter() - started,
                        train_loss=float(loss_sum[0]) / trainer.steps_per_epoch, timestamp=now_iso(), **quality)
             writer.append(QUALITY_FILE, [row])
