@@ -101,3 +101,11 @@ def test_in_interleaved_rounds_the_ratio_is_formed_within_each_round(tmp_path):
     # Without rounds, the same repeats give a wide interval over repeats.
     wide = peer_table(runs, reps.drop(columns="round"), samples=10).set_index("impl")
     assert wide.loc["torchbnn", "interval over"] == "repeats" and wide.loc["torchbnn", "95% interval"] != "[1.50, 1.50]"
+
+
+def test_the_bayesian_torch_note_says_how_its_kl_is_weighted_and_repeated():
+    from analysis.peers import peer_notes
+
+    (note,) = peer_notes(["vmap", "bayesian_torch_reparam", "bayesian_torch_flipout"])
+    assert "MEAN" in note and "1/(B n)" in note and "once per sample" in note
+    assert peer_notes(["vmap", "torchbnn"]) == []
