@@ -113,6 +113,9 @@ def time_to_target_summary(per_run: pd.DataFrame, step_times: pd.DataFrame | Non
         ref_key = [k for k, d in named if d["impl"] == REFERENCE and all(d[s] == row[s] for s in settings)]
         own = times[tuple(row[k] for k in keys)]
         ref = times[ref_key[0]] if len(ref_key) == 1 else None
+        if row["impl"] == REFERENCE:
+            speed.append(1.0), low.append(np.nan), high.append(np.nan)
+            continue
         if own is None or ref is None or len(own) < 2 or len(ref) < 2:
             speed.append(np.nan), low.append(np.nan), high.append(np.nan)
             continue

@@ -4,11 +4,12 @@ errors that agree within what seed-to-seed noise allows.
 How the tolerance is derived, from committed runs rather than typed in: the five-seed MLP runs in
 SEEDS_DIR (784-800-800-10, S = 1, batch 128, Adam lr 1e-3, 1 thread, test error of the mixture over 20
 posterior samples; see its README for the command) recorded every implementation's test error after
-epoch 1 at seeds 0-4. Each implementation keeps its own standard deviation (SD) there. One run of a
-and one of b differ by noise with SD sqrt(sd_a^2 + sd_b^2); the tolerance is the two-sided 99.9%
-t quantile (4 degrees of freedom, the smaller side's) times that. A gap beyond it is unlikely (< 0.1%
-per pair under normality) to be seed noise, with six pairs < 1% in all. The full equal-quality claim
-(final error over five seeds, TOST at +-0.3 pp) is in that README; this test guards the code path.
+epoch 1 at seeds 0-4 (SDs 0.25 to 0.46 pp). Their pooled SD (20 runs, 16 degrees of freedom) is the
+seed noise of one run; one run of a and one of b differ by noise with SD sqrt(2) times it. The
+tolerance is the two-sided t quantile for 1% over the six pairs (Bonferroni: 0.17% each) times that,
+about 1.9 pp: a gap beyond it is seed noise less than 1% of the time under normality. That only
+catches a gross break at one epoch and one seed; the equal-quality claim itself (final error over
+five seeds, TOST at +-0.3 pp) is in that README.
 """
 
 import csv
@@ -38,15 +39,17 @@ def epoch_one_errors(directory: Path) -> dict[str, list[float]]:
     return out
 
 
-def tolerance(errors: dict[str, list[float]], a: str, b: str) -> float:
-    df = min(len(errors[a]), len(errors[b])) - 1
-    return float(stats.t.ppf(0.9995, df)) * math.sqrt(stdev(errors[a]) ** 2 + stdev(errors[b]) ** 2)
+def tolerance(errors: dict[str, list[float]], pairs: int = 6, alpha: float = 0.01) -> float:
+    """t quantile (Bonferroni over `pairs`) x sqrt(2) x the pooled seed-to-seed SD."""
+    df = sum(len(v) - 1 for v in errors.values())
+    pooled = math.sqrt(sum((len(v) - 1) * stdev(v) ** 2 for v in errors.values()) / df)
+    return float(stats.t.ppf(1 - alpha / pairs / 2, df)) * math.sqrt(2) * pooled
 
 
 def test_the_committed_spread_covers_every_implementation_with_five_seeds():
     errors = epoch_one_errors(SEEDS_DIR)
     assert {impl: len(errors.get(impl, [])) for impl in IMPLS} == {impl: 5 for impl in IMPLS}
-    assert all(0 < tolerance(errors, a, "sequential") < 0.02 for a in IMPLS)
+    assert 0.005 < tolerance(errors) < 0.025
 
 
 @pytest.mark.slow
@@ -64,4 +67,4 @@ def test_the_four_implementations_reach_the_same_test_error(mnist_data_dir, tmp_
     for a in IMPLS:
         for b in IMPLS:
             if a < b:
-                assert abs(error[a] - error[b]) <= tolerance(errors, a, b), (a, b, error)
+                assert abs(error[a] - error[b]) <= tolerance(errors), (a, b, error)
