@@ -171,6 +171,12 @@ BAD_FLAGS = [
     (["sweep", "--task", "regression", "--model", "bnn_impls.architectures:lenet5"], "does not take task"),
     (["sweep", "--task", "mnist", "--model", "bnn_impls.architectures:resnet18"], "does not take task"),
     (["sweep", "--retry-errors"], "add --resume"),
+    (["sweep", "--task", "regression", "--impl", "vmap", "--samples", "1", "--rounds", "5"], "cannot fill 5 rounds"),
+    (["bias", "--impl", "bayesian_torch_flipout"], "bias compares this project's estimators"),
+    (["bias", "--init-sigma", "-1"], "--init-sigma must be >= 0"),
+    (["train", "--task", "resnet18", "--baselines"], "no deterministic baseline exists"),
+    (["train", "--task", "mnist", "--impl", "lenet5"], "add lenet5 to --task"),
+    (["analyze", "x", "--margin", "0"], "strictly between 0 and 1"),
 ]
 
 

@@ -36,6 +36,7 @@ from bench.grid.profiles import (
 )
 from bench.run.executors import EXECUTORS
 from bench.run.progress import summary_table
+from bench.run.rounds import repeats_per_round
 from bench.run.sweep import run_sweep
 from bench.run.worker import DEFAULT_TARGET, resolve_target
 
@@ -229,10 +230,14 @@ def sweep(configs, out: Path, args, profile: str) -> Path:
     if args.retry_errors and not args.resume:
         raise UsageError("--retry-errors continues a results directory: add --resume --out DIR")
     resolve_target(args.target)  # a bad --target fails here, not once per config in the children
+    rounds = rounds_from_args(args)
+    if rounds:  # too few repeats for the rounds: said before the results directory is made
+        for config in configs:
+            repeats_per_round(config.repeats, rounds)
     if args.target == DEFAULT_TARGET:  # injected targets bring their own (fake) data
         check_data(configs)
     run_sweep(configs, out, executor=args.executor, resume=args.resume, profile=profile,
-              argv=getattr(args, "argv", None) or sys.argv, target=args.target, rounds=rounds_from_args(args),
+              argv=getattr(args, "argv", None) or sys.argv, target=args.target, rounds=rounds,
               round_seed=getattr(args, "round_seed", 0), round_workers=round_workers_from_args(args),
               retry_errors=args.retry_errors)
     print()
