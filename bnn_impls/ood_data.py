@@ -96,13 +96,15 @@ def _download(spec: ExternalSet, raw: Path, timeout: float) -> Optional[str]:
     errors = []
     for mirror in spec.mirrors:
         url = mirror + TEST_IMAGES + ".gz"
+        blob = None
         try:
-            raw.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(url, timeout=timeout) as response, tempfile.NamedTemporaryFile(
-                dir=raw, delete=False
-            ) as tmp:
-                shutil.copyfileobj(response, tmp)
-            blob = Path(tmp.name)
+            # The folder is made only once a mirror answers: an offline machine's data folder is left
+            # as it was (no empty FashionMNIST/raw/ beside the user's MNIST).
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                raw.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=raw, delete=False) as tmp:
+                    blob = Path(tmp.name)
+                    shutil.copyfileobj(response, tmp)
             if _md5(blob) != spec.md5:
                 blob.unlink()
                 errors.append(f"{url}: md5 mismatch")
@@ -110,6 +112,8 @@ def _download(spec: ExternalSet, raw: Path, timeout: float) -> Optional[str]:
             os.replace(blob, raw / (TEST_IMAGES + ".gz"))
             return None
         except (OSError, ValueError) as e:
+            if blob is not None:
+                blob.unlink(missing_ok=True)  # a partial download is not left behind
             errors.append(f"{url}: {' '.join(str(e).split())}")
     return "; ".join(errors)
 
