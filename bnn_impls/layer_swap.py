@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+import weakref
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -37,3 +38,33 @@ def layer_io_shapes(skeleton: nn.Module, paths: Sequence[str],
     with torch.no_grad():
         probe(torch.empty(tuple(x_shape), device="meta"))
     return [shapes[p] for p in paths]
+
+
+class SwappedSkeleton:
+    """A model's skeleton with every Bayesian layer replaced by `stand_in(layer)`, and the (input,
+    output) shapes of those layers per input shape, found once per shape and mode on the meta device."""
+
+    def __init__(self, model, stand_in: Callable[..., nn.Module]):
+        module = copy.deepcopy(model.skeleton)
+        for layer in model.bayesian_layers:
+            module = set_submodule(module, layer.path, stand_in(layer))
+        self.module = module
+        self.paths = tuple(layer.path for layer in model.bayesian_layers)
+        self._shapes: dict[tuple, list[tuple[torch.Size, torch.Size]]] = {}
+
+    def io_shapes(self, model, x_shape: Sequence[int]) -> list[tuple[torch.Size, torch.Size]]:
+        """Per Bayesian layer, the shapes of its input and output for a model input of shape x_shape."""
+        key = (tuple(x_shape), model.training)
+        if key not in self._shapes:
+            self._shapes[key] = layer_io_shapes(model.skeleton, self.paths, x_shape)
+        return self._shapes[key]
+
+
+def cached_skeleton(cache: weakref.WeakKeyDictionary, model, build: Callable[..., SwappedSkeleton]) -> SwappedSkeleton:
+    """The model's swapped skeleton from `cache` (built by `build(model)` the first time), in the
+    model's current train/eval mode."""
+    found = cache.get(model)
+    if found is None:
+        found = cache[model] = build(model)
+    found.module.train(model.training)
+    return found

@@ -26,7 +26,6 @@ out_channels) with entries +-1 (`draw_flipout_noise`).
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Callable, Sequence
 
@@ -37,7 +36,7 @@ from torch.func import functional_call, vmap
 
 from bnn_impls.bayesify import BayesianModel
 from bnn_impls.kl import sample_kl, standalone_kl
-from bnn_impls.layer_swap import layer_io_shapes, set_submodule
+from bnn_impls.layer_swap import SwappedSkeleton, cached_skeleton
 from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
@@ -112,45 +111,30 @@ class _FlipoutLayer(nn.Module):
         return mean + perturbation * _channel_view(self.sign_out, perturbation, self.channel_dim)
 
 
-class _FlipoutSkeleton:
-    """The model's skeleton with every Bayesian layer replaced by a `_FlipoutLayer`, and the shapes of
-    their inputs and outputs per input shape (found once on the meta device)."""
-
-    def __init__(self, model: BayesianModel):
-        check_flipout_support(model)
-        module = copy.deepcopy(model.skeleton)
-        for layer in model.bayesian_layers:
-            stand_in = _FlipoutLayer(layer.module, flipout_rule(layer.module, layer.path))
-            module = set_submodule(module, layer.path, stand_in)
-        self.module = module
-        self.paths = tuple(layer.path for layer in model.bayesian_layers)
-        self.channel_dims = tuple(flipout_rule(layer.module)[1] for layer in model.bayesian_layers)
-        self._shapes: dict[tuple, list[tuple[int, int, int]]] = {}
-
-    def sign_shapes(self, model: BayesianModel, x_shape: Sequence[int]) -> list[tuple[int, int, int]]:
-        """Per Bayesian layer: (batch, input channels, output channels)."""
-        key = (tuple(x_shape), model.training)
-        if key not in self._shapes:
-            io = layer_io_shapes(model.skeleton, self.paths, x_shape)
-            self._shapes[key] = [(i[0], i[d], o[d]) for (i, o), d in zip(io, self.channel_dims)]
-        return self._shapes[key]
-
-
 def check_flipout_support(model: BayesianModel) -> None:
     """BnnConfigError naming the first Bayesian layer type without a Flipout rule."""
     for layer in model.bayesian_layers:
         flipout_rule(layer.module, layer.path)
 
 
-_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, _FlipoutSkeleton] = weakref.WeakKeyDictionary()
+def _build_skeleton(model: BayesianModel) -> SwappedSkeleton:
+    check_flipout_support(model)
+    return SwappedSkeleton(model, lambda layer: _FlipoutLayer(layer.module, flipout_rule(layer.module, layer.path)))
 
 
-def flipout_skeleton(model: BayesianModel) -> _FlipoutSkeleton:
-    found = _SKELETONS.get(model)
-    if found is None:
-        found = _SKELETONS[model] = _FlipoutSkeleton(model)
-    found.module.train(model.training)
-    return found
+_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, SwappedSkeleton] = weakref.WeakKeyDictionary()
+
+
+def flipout_skeleton(model: BayesianModel) -> SwappedSkeleton:
+    """The skeleton with every Bayesian layer swapped for its Flipout stand-in (cached per model)."""
+    return cached_skeleton(_SKELETONS, model, _build_skeleton)
+
+
+def sign_shapes(model: BayesianModel, x_shape: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Per Bayesian layer: (batch, input channels, output channels) for a model input of shape x_shape."""
+    io = flipout_skeleton(model).io_shapes(model, x_shape)
+    dims = [flipout_rule(layer.module)[1] for layer in model.bayesian_layers]
+    return [(i[0], i[d], o[d]) for (i, o), d in zip(io, dims)]
 
 
 def draw_signs(samples: int, shapes, generator, device, dtype) -> list[torch.Tensor]:
@@ -174,7 +158,7 @@ class VmapFlipout(ElboImplementation):
         `x`: the input or its shape."""
         x_shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x)
         mu0 = model.mu[0]
-        shapes = flipout_skeleton(model).sign_shapes(model, x_shape)
+        shapes = sign_shapes(model, x_shape)
         return model.draw_weight_noise(samples, generator) + draw_signs(samples, shapes, generator, mu0.device,
                                                                         mu0.dtype)
 
@@ -188,17 +172,14 @@ class VmapFlipout(ElboImplementation):
                                  f"Bayesian layer ({2 * len(skeleton.paths)}), got {len(signs)} after the weights")
         sigmas = model.sigmas()
         deltas = [s * e for s, e in zip(sigmas, eps)]  # (S, *param): the per-sample perturbation
-        fixed = dict(model.point_parameters())
-        per_sample_names = []
-        for layer in model.bayesian_layers:
-            fixed[f"{layer.path}.mu_weight"] = model.mu[layer.weight]
-            if layer.bias is not None:
-                fixed[f"{layer.path}.mu_bias"] = model.mu[layer.bias]
-        per_sample = []
+        fixed = dict(model.point_parameters())  # shared by every sample
+        per_sample_names, per_sample = [], []  # mapped over the sample axis
         for i, layer in enumerate(model.bayesian_layers):
+            fixed[f"{layer.path}.mu_weight"] = model.mu[layer.weight]
             per_sample_names += [f"{layer.path}.delta_weight", f"{layer.path}.sign_in", f"{layer.path}.sign_out"]
             per_sample += [deltas[layer.weight], signs[2 * i], signs[2 * i + 1]]
             if layer.bias is not None:
+                fixed[f"{layer.path}.mu_bias"] = model.mu[layer.bias]
                 per_sample_names.append(f"{layer.path}.delta_bias")
                 per_sample.append(deltas[layer.bias])
         buffers = model.sample_buffers(samples)

@@ -21,7 +21,6 @@ residual sums) as the module wrote it.
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Callable, Sequence, Union
 
@@ -32,7 +31,7 @@ from torch.func import functional_call, vmap
 
 from bnn_impls.bayesify import BayesianModel
 from bnn_impls.kl import standalone_kl
-from bnn_impls.layer_swap import layer_io_shapes, set_submodule
+from bnn_impls.layer_swap import SwappedSkeleton, cached_skeleton
 from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
@@ -109,36 +108,17 @@ class _LrtLayer(nn.Module):
         return mean + var.sqrt() * self.noise
 
 
-class _LrtSkeleton:
-    """The model's skeleton with every Bayesian layer replaced by an `_LrtLayer`, and the shapes of
-    their outputs per input shape (found once on the meta device)."""
-
-    def __init__(self, model: BayesianModel):
-        check_lrt_support(model)
-        module = copy.deepcopy(model.skeleton)
-        for layer in model.bayesian_layers:
-            module = set_submodule(module, layer.path, _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
-        self.module = module
-        self.paths = tuple(layer.path for layer in model.bayesian_layers)
-        self._shapes: dict[tuple, list[torch.Size]] = {}
-
-    def output_shapes(self, model: BayesianModel, x_shape: Sequence[int]) -> list[torch.Size]:
-        """Per Bayesian layer, the shape of its output for an input of shape x_shape (batch included)."""
-        key = (tuple(x_shape), model.training)
-        if key not in self._shapes:
-            self._shapes[key] = [out for _, out in layer_io_shapes(model.skeleton, self.paths, x_shape)]
-        return self._shapes[key]
+def _build_skeleton(model: BayesianModel) -> SwappedSkeleton:
+    check_lrt_support(model)
+    return SwappedSkeleton(model, lambda layer: _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
 
 
-_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, _LrtSkeleton] = weakref.WeakKeyDictionary()
+_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, SwappedSkeleton] = weakref.WeakKeyDictionary()
 
 
-def lrt_skeleton(model: BayesianModel) -> _LrtSkeleton:
-    found = _SKELETONS.get(model)
-    if found is None:
-        found = _SKELETONS[model] = _LrtSkeleton(model)
-    found.module.train(model.training)
-    return found
+def lrt_skeleton(model: BayesianModel) -> SwappedSkeleton:
+    """The skeleton with every Bayesian layer swapped for its moment rule (cached per model)."""
+    return cached_skeleton(_SKELETONS, model, _build_skeleton)
 
 
 class VmapLRT(ElboImplementation):
@@ -169,7 +149,7 @@ class VmapLRT(ElboImplementation):
         mu0 = model.mu[0]
         return [
             torch.randn((samples, *shape), generator=generator, device=mu0.device, dtype=mu0.dtype)
-            for shape in lrt_skeleton(model).output_shapes(model, x_shape)
+            for _, shape in lrt_skeleton(model).io_shapes(model, x_shape)
         ]
 
     def _outputs(self, model: BayesianModel, x, samples, generator, noise, sigmas):
