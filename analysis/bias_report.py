@@ -11,7 +11,7 @@ import pandas as pd
 from bench.contract.bias_schema import BIAS_COLUMNS, BIAS_FILE, NUMERIC_BIAS_COLUMNS
 from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.files import make_dir, write_text_atomic
-from bench.contract.store import read_csv_table
+from bench.contract.store import check_numeric, read_csv_table
 
 GROUPS = ("conv mu", "conv rho", "dense mu", "dense rho")
 
@@ -26,17 +26,12 @@ def load_bias(directory) -> pd.DataFrame:
     path = Path(directory) / BIAS_FILE
     try:
         rows = read_csv_table(path, BIAS_COLUMNS)
+        check_numeric(path, rows, NUMERIC_BIAS_COLUMNS)
     except UsageError as e:
         raise AnalysisInputError(str(e)) from None
     frame = pd.DataFrame(rows, columns=list(BIAS_COLUMNS))
     for col in NUMERIC_BIAS_COLUMNS:
-        values = pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")
-        bad = values.isna() & frame[col].ne("") & ~frame[col].str.lower().isin(["nan", "inf", "-inf"])
-        if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise AnalysisInputError(f"{path} line {line}, column {col}: {frame[col][bad].iloc[0]!r} is not a "
-                                     "number: fix or remove that row")
-        frame[col] = values
+        frame[col] = pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")  # validated above
     return frame
 
 

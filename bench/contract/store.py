@@ -161,10 +161,17 @@ def read_runs(out_dir) -> list[dict]:
             raise _corrupt(path, number, "empty run_id")
         if not row["repeats"].isdigit():
             raise _corrupt(path, number, f"repeats {row['repeats']!r} is not a count")
-        for column in RUNS_NUMERIC_COLUMNS:
+    check_numeric(path, rows, RUNS_NUMERIC_COLUMNS)
+    return rows
+
+
+def check_numeric(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """UsageError naming the file, line and column of the first cell of `columns` that is neither empty
+    nor a number (rows as `read_csv_table` returns them: the first is line 2)."""
+    for number, row in enumerate(rows, start=2):
+        for column in columns:
             if row[column] and not _is_number(row[column]):
                 raise _corrupt(path, number, f"column {column}: {row[column][:40]!r} is not a number")
-    return rows
 
 
 def _is_number(text: str) -> bool:
