@@ -107,12 +107,16 @@ def time_to_target_summary(per_run: pd.DataFrame, step_times: pd.DataFrame | Non
         rows.append(row)
     table = pd.DataFrame(rows)
     settings = [k for k in keys if k not in ("impl", "kl")]
+    reference: dict[tuple, np.ndarray | None] = {}  # settings -> sequential's times (None: ambiguous)
+    for key, t in times.items():
+        named = dict(zip(keys, key))
+        if named["impl"] == REFERENCE:
+            where = tuple(named[k] for k in settings)
+            reference[where] = None if where in reference else t
     speed, low, high = [], [], []
     for _, row in table.iterrows():
-        named = [(k, dict(zip(keys, k))) for k in times]
-        ref_key = [k for k, d in named if d["impl"] == REFERENCE and all(d[s] == row[s] for s in settings)]
         own = times[tuple(row[k] for k in keys)]
-        ref = times[ref_key[0]] if len(ref_key) == 1 else None
+        ref = reference.get(tuple(row[k] for k in settings))
         if row["impl"] == REFERENCE:
             speed.append(1.0), low.append(np.nan), high.append(np.nan)
             continue
