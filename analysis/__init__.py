@@ -62,12 +62,14 @@ def _step_times(directory):
 
 def _append_bias(results_dir, report) -> None:
     """A directory that also holds bias.csv gets its table at the end of report.md."""
+    from pathlib import Path
+
     from analysis import bias_report
     from bench.contract.files import write_text_atomic
 
     if bias_report.has_bias(results_dir):
         lines = bias_report.report_lines(results_dir)
-        write_text_atomic(report, open(report).read() + "\n" + "\n".join(lines) + "\n")
+        write_text_atomic(report, Path(report).read_text() + "\n" + "\n".join(lines) + "\n")
 
 
 __all__ = ["AnalysisInputError", "analyze"]
