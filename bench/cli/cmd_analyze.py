@@ -33,6 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--step-times", metavar="DIR",
                         help="a sweep's results directory: quality runs' time to target = steps to it x its median "
                              "step time (timed apart, e.g. in interleaved rounds), beside the runs' own clock")
+    parser.add_argument("--html", action="store_true",
+                        help="also write report.html beside report.md: one self-contained page (figures inlined, "
+                             "no scripts, nothing fetched) to open in any browser or attach to a mail")
     parser.set_defaults(run=run)
     return parser
 
@@ -58,6 +61,15 @@ def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, tar
                                  **extra))
 
 
+def write_report_html(report: Path) -> Path:
+    """report.html beside `report` (report.md), titled by its first heading."""
+    from analysis.html_page import write_html_page
+
+    first = report.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    title = first[2:].strip() if first.startswith("# ") else f"bnn-bench report: {report.parent.name}"
+    return write_html_page(report, report.with_suffix(".html"), title)
+
+
 def _path(value) -> Optional[Path]:
     return Path(value) if value is not None else None
 
@@ -69,4 +81,6 @@ def run(args) -> int:
     report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error, args.margin,
                           args.step_times)
     print(f"report: {report}")
+    if args.html:
+        print(f"html: {write_report_html(report)}")
     return 0
