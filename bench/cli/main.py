@@ -15,8 +15,10 @@ from typing import Optional, Sequence
 from bench.cli import (
     cmd_analyze,
     cmd_bias,
+    cmd_bisect,
     cmd_check,
     cmd_default,
+    cmd_history,
     cmd_list,
     cmd_maxnmc,
     cmd_profile,
@@ -43,12 +45,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description=cmd_default.DESCRIPTION,
-        epilog="Commands: list, sweep, analyze, check, profile, train, maxnmc, bias; `bnn-bench COMMAND --help` "
-               "for each.",
+        epilog="Commands: list, sweep, analyze, check, history, bisect, profile, train, maxnmc, bias; "
+               "`bnn-bench COMMAND --help` for each.",
     )
     cmd_default.add_arguments(parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (cmd_list, cmd_sweep, cmd_analyze, cmd_check, cmd_profile, cmd_train, cmd_maxnmc, cmd_bias):
+    for command in (cmd_list, cmd_sweep, cmd_analyze, cmd_check, cmd_history, cmd_bisect, cmd_profile, cmd_train,
+                    cmd_maxnmc, cmd_bias):
         command.add_parser(subparsers)
     return parser
 

@@ -220,17 +220,25 @@ class PairedRun:
         return out
 
 
+def tree_side(tree: BaseTree, env: Optional[dict] = None, plugins: Optional[str] = None) -> Side:
+    """How a worker of another commit's unpacked code starts (either side of a pair)."""
+    return Side(stable_malloc_environment(base_environment(Path(tree.root), env, plugins)), Path(tree.root),
+                tree.protocol)
+
+
 def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *, base: BaseTree, target: str,
                       timeout: Optional[float], write, write_base, env: Optional[dict] = None,
                       base_plugins: Optional[str] = None, generations: int = PAIRED_GENERATIONS,
-                      split: int = PAIRED_SPLIT) -> None:
-    """Interleaved rounds in which every config is timed by this checkout and by `base`'s code, back
-    to back. Workers are warm within a generation of rounds and replaced between generations
-    (`PAIRED_GENERATIONS`). `write` gets this code's rows (counters from its first generation),
-    `write_base` the base code's (same run ids, rounds recorded on both)."""
-    sides = {CANDIDATE: Side(stable_malloc_environment(child_environment(env)), None, CURRENT),
-             BASE: Side(stable_malloc_environment(base_environment(Path(base.root), env, base_plugins)),
-                        Path(base.root), base.protocol)}
+                      split: int = PAIRED_SPLIT, candidate: Optional[BaseTree] = None,
+                      candidate_plugins: Optional[str] = None) -> None:
+    """Interleaved rounds in which every config is timed by this checkout (or by `candidate`'s code,
+    another unpacked commit, as `history` and `bisect` do) and by `base`'s code, back to back. Workers
+    are warm within a generation of rounds and replaced between generations (`PAIRED_GENERATIONS`).
+    `write` gets the candidate's rows (counters from its first generation), `write_base` the base
+    code's (same run ids, rounds recorded on both)."""
+    here = Side(stable_malloc_environment(child_environment(env)), None, CURRENT)
+    sides = {CANDIDATE: here if candidate is None else tree_side(candidate, env, candidate_plugins),
+             BASE: tree_side(base, env, base_plugins)}
     run = PairedRun(configs, rounds, seed, sides, target, timeout, split)
     try:
         for g, block in enumerate(generation_blocks(rounds, generations)):
@@ -246,16 +254,23 @@ def run_rounds_paired(configs: Sequence[BenchConfig], rounds: int, seed: int, *,
 
 def run_paired_sweep(configs: Sequence[BenchConfig], out_dir, base: BaseTree, *, rounds: int, round_seed: int = 0,
                      target: str = DEFAULT_TARGET, base_plugins: Optional[str] = None, profile: Optional[str] = None,
-                     argv: Optional[Sequence[str]] = None, progress: bool = True) -> Path:
+                     argv: Optional[Sequence[str]] = None, progress: bool = True,
+                     candidate: Optional[BaseTree] = None) -> Path:
     """A sweep of `configs` into a fresh `out_dir`, every config paired with `base`'s code in every
-    round; the base code's rows go to `out_dir/base/` (same run ids, `git_commit` the base's)."""
+    round; the base code's rows go to `out_dir/base/` (same run ids, `git_commit` the base's). With
+    `candidate`, that unpacked commit's code is the other side (its rows' `git_commit` its own), not
+    this checkout; both trees' workers then load the same plugins, `base_plugins`."""
     out_dir = Path(out_dir)
     argv = list(argv if argv is not None else sys.argv)
     for config in configs:
         repeats_per_round(config.repeats, rounds)  # refuse before anything runs
+    extra = paired_worker_settings()
+    if candidate is not None:  # meta.json names the code that was timed, not this checkout
+        extra.update(machine=dict(machine_info(), git_commit=candidate.commit), code_root=str(candidate.root),
+                     worker_protocol=candidate.protocol.version)
     with sweep_session(configs, out_dir, resume=False, profile=profile, argv=argv, executor_name="local",
                        progress=progress, rounds=rounds, round_seed=round_seed, round_workers="warm",
-                       extra_meta=paired_worker_settings()) as session:
+                       extra_meta=extra) as session:
         base_writer = ResultsWriter(out_dir / "base")
         meta = base_writer.start_meta(configs=configs, profile=profile, argv=argv,
                                       machine=dict(machine_info(), git_commit=base.commit), executor="local")
@@ -268,8 +283,13 @@ def run_paired_sweep(configs: Sequence[BenchConfig], out_dir, base: BaseTree, *,
 
         interrupted = True
         try:
+            write = session.write
+            if candidate is not None:
+                def write(result: RunResult) -> None:
+                    session.write(dataclasses.replace(result, row=dict(result.row, git_commit=candidate.commit)))
             run_rounds_paired(session.todo, rounds, round_seed, base=base, target=target, timeout=None,
-                              write=session.write, write_base=write_base, base_plugins=base_plugins)
+                              write=write, write_base=write_base, base_plugins=base_plugins, candidate=candidate,
+                              candidate_plugins=base_plugins)
             interrupted = False
         finally:
             base_writer.finish_meta(meta, interrupted=interrupted)
