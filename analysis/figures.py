@@ -1,4 +1,7 @@
-"""Figures, drawn headless with matplotlib (Agg), each written as PNG and SVG."""
+"""Figures, drawn headless with matplotlib (Agg), each written as PNG and SVG.
+
+Every line plots one point per x per series, at the median of the rows sharing that x, with their spread
+(analysis.per_x): rows that share an x never zigzag."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 matplotlib.rcParams["svg.fonttype"] = "none"  # keep text as text: searchable, editable, and testable
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.per_x import groups, per_x, plot_per_x  # noqa: E402
 from bench.contract.files import make_dir, write_atomic  # noqa: E402
 
 COLORS = {"sequential": "tab:red", "vmap": "tab:blue", "vmap_lrt": "tab:green"}
@@ -72,7 +75,8 @@ def _panels(n: int, width: float = 5.5, height: float = 4.2):
 
 def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str, out_dir: Path,
                           reference: pd.DataFrame | None = None, reference_label: str = "") -> list[Path]:
-    """Seconds per epoch against S, one panel per (task, device); the reference's lines dashed."""
+    """Seconds per epoch against S, one panel per (task, device); the reference's lines dashed. A line per
+    (impl, kl, n_mc, machine), its band the repeats' quartiles (and the range of rows that share an S)."""
     # Only lines over S: a KL-estimator check at a single S is a point, not a line, and has its own figure.
     keys = ["task", "device", "impl", "kl", "n_mc"]
     curves = main[main.groupby(keys, dropna=False)["samples"].transform("nunique") >= 2]
@@ -82,21 +86,21 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
     fig, axes = _panels(len(panels))
     styles = impl_styles(curves["impl"])
     for ax, ((task, device), group) in zip(axes, panels):
-        several = _machines(group) > 1
-        for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
-            g = g.sort_values("samples")
+        several, n_mcs = _machines(group) > 1, group["n_mc"].nunique() > 1
+        rows = group.assign(_machine=_machine_key(group), _q25=group["run_id"].map(spread["q25"]),
+                            _q75=group["run_id"].map(spread["q75"]))
+        keys = ["impl", "kl", "n_mc", "_machine"]
+        points = per_x(rows, "samples", "epoch_s", keys, low="_q25", high="_q75")
+        for (impl, kl, n_mc, mach), p in groups(points, keys):
             color, fmt = styles[impl]
-            low = g["run_id"].map(spread["q25"]) if len(spread) else None
-            high = g["run_id"].map(spread["q75"]) if len(spread) else None
-            ax.plot(g["samples"], g["epoch_s"], fmt if not several else _marker(group, machine), color=color,
-                    label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
-            if low is not None and low.notna().all():
-                ax.fill_between(g["samples"], low, high, color=color, alpha=0.2, linewidth=0)
+            label = f"{impl} ({kl}" + (f", n_mc {n_mc}" if n_mcs else "") + ")" + (f", {mach}" if several else "")
+            plot_per_x(ax, p, "samples", fmt if not several else _marker(group, mach), band=True, color=color,
+                       label=label)
         if reference is not None:
-            for impl, g in reference[reference["task"] == task].groupby("impl", sort=False):
-                g = g.sort_values("samples")
-                ax.plot(g["samples"], g["epoch_s"], "--", color=COLORS.get(impl), alpha=0.7,
-                        label=f"{impl}, {reference_label}")
+            ref_points = per_x(reference[reference["task"] == task], "samples", "epoch_s", ["impl"])
+            for (impl,), p in groups(ref_points, ["impl"]):
+                plot_per_x(ax, p, "samples", "--", color=COLORS.get(impl), alpha=0.7,
+                           label=f"{impl}, {reference_label}")
         measured = ("measured" if group["epoch_measured"].astype(str).str.lower().eq("true").all()
                     else "extrapolated from steps")
         ax.set_title(f"{task} on {device}: epoch time ({measured})", fontsize=10)
@@ -110,6 +114,7 @@ def epoch_time_vs_samples(main: pd.DataFrame, spread: pd.DataFrame, machine: str
 
 
 def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
+    """Epoch-time speedup over sequential against S, with its bootstrap interval; a line per (impl, kl, machine)."""
     per_s = speedups[speedups["kind"] == "epoch_time"]
     per_s = per_s[per_s.groupby(["task", "device", "impl", "kl"])["samples"].transform("nunique") >= 2]
     panels = list(per_s.groupby(["task", "device"], sort=False))
@@ -119,15 +124,14 @@ def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> l
     styles = impl_styles(per_s["impl"])
     for ax, ((task, device), group) in zip(axes, panels):
         several = _machines(group) > 1
-        for (impl, kl, machine), g in group.groupby(["impl", "kl", _machine_key(group)], sort=False):
-            g = g.sort_values("samples")
-            yerr = None
-            if g["ci_low"].notna().all():
-                # A point ratio of medians can sit just outside its bootstrap interval: draw no negative bar.
-                yerr = np.clip(np.vstack([g["ratio"] - g["ci_low"], g["ci_high"] - g["ratio"]]), 0, None)
+        keys = ["impl", "kl", "_machine"]
+        # A point ratio of medians can sit just outside its bootstrap interval: plot_per_x draws no negative bar.
+        points = per_x(group.assign(_machine=_machine_key(group)), "samples", "ratio", keys, low="ci_low",
+                       high="ci_high")
+        for (impl, kl, mach), p in groups(points, keys):
             color, fmt = styles[impl]
-            ax.errorbar(g["samples"], g["ratio"], yerr=yerr, fmt=_marker(group, machine) if several else fmt, capsize=3,
-                        color=color, label=f"{impl} ({kl})" + (f", {machine}" if several else ""))
+            plot_per_x(ax, p, "samples", _marker(group, mach) if several else fmt, color=color,
+                       label=f"{impl} ({kl})" + (f", {mach}" if several else ""))
         ax.axhline(1.0, color="tab:red", linestyle=":", label="sequential")
         ax.set_title(f"{task} on {device}: speedup over sequential", fontsize=10)
         ax.set_xlabel("weight samples per step, S")
@@ -139,20 +143,27 @@ def speedup_vs_samples(speedups: pd.DataFrame, machine: str, out_dir: Path) -> l
 
 
 def kl_cost_vs_n_mc(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
-    """Step time and saved-tensor bytes against n_mc per KL estimator, log-log; failed configs marked."""
+    """Step time and saved-tensor bytes against n_mc per KL estimator, log-log; failed configs marked. A line
+    per (kl, task, device, impl, S, machine): impl and S are named in the label where they vary."""
     kl_runs = runs[runs["kl"].isin(["mc", "repar", "repar_exact"])]
     if kl_runs["n_mc"].nunique() < 2:
         return []
     fig, axes = _panels(2)
     several = _machines(kl_runs) > 1
-    for (kl, task, device, machine), g in kl_runs.groupby(["kl", "task", "device", _machine_key(kl_runs)], sort=False):
-        ok = g[g["status"] == "ok"].sort_values("n_mc")
+    keys = ["kl", "task", "device", "impl", "samples", "_machine"]
+    rows = kl_runs.assign(_machine=_machine_key(kl_runs), _ms=kl_runs["step_s_median"] * 1000,
+                          _mib=kl_runs["graph_bytes"] / 2**20)
+    ok = rows[rows["status"] == "ok"]
+    named = [k for k in ("impl", "samples") if kl_runs[k].nunique() > 1]
+    for ax, y in zip(axes, ("_ms", "_mib")):
+        for key, p in groups(per_x(ok, "n_mc", y, keys), keys):
+            k = dict(zip(keys, key))
+            extra = "".join(f", {name if name != 'samples' else 'S'} {k[name]}" for name in named)
+            label = f"{k['kl']} ({k['task']}, {k['device']}{extra}" + (f", {k['_machine']})" if several else ")")
+            plot_per_x(ax, p, "n_mc", "o-", color=KL_COLORS.get(k["kl"]), label=label)
+    for (kl, _), failed in rows[rows["status"] != "ok"].groupby(["kl", "n_mc"], sort=False):
         color = KL_COLORS.get(kl)
-        label = f"{kl} ({task}, {device}" + (f", {machine})" if several else ")")
-        axes[0].plot(ok["n_mc"], ok["step_s_median"] * 1000, "o-", color=color, label=label)
-        axes[1].plot(ok["n_mc"], ok["graph_bytes"] / 2**20, "o-", color=color, label=label)
-        failed = g[g["status"] != "ok"]
-        for _, row in failed.iterrows():
+        for _, row in failed.head(1).iterrows():
             for ax in axes:
                 ax.axvline(row["n_mc"], color=color, linestyle=":", alpha=0.6)
                 ax.annotate(row["status"], (row["n_mc"], 1), xycoords=("data", "axes fraction"), rotation=90,

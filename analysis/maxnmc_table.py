@@ -77,8 +77,11 @@ def budget_text(runs: pd.DataFrame) -> str:
 
 
 def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]:
-    """Step time (top) and graph_bytes (bottom) against n_mc, one column per model, a line per estimator."""
+    """Step time (top) and graph_bytes (bottom) against n_mc, one column per model, a line per estimator.
+    A probe measured in several runs (a resumed search, merged directories) is one point at the median of
+    its rows, with their range as an error bar (analysis.per_x)."""
     from analysis.figures import KL_COLORS, plt, save_figure
+    from analysis.per_x import per_x, plot_per_x
 
     frame = search_runs(runs)
     models = list(dict.fromkeys(frame["model_name"]))
@@ -88,12 +91,12 @@ def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]
     for j, model in enumerate(models):
         g = frame[frame["model_name"] == model]
         for kl in ESTIMATORS:
-            k = g[g["kl"] == kl].sort_values("n_mc")
-            ok = k[k["status"] == "ok"]
+            k = g[g["kl"] == kl]
+            ok = k[k["status"] == "ok"].assign(_mib=k["graph_bytes"] / 2**20)
             color = KL_COLORS.get(kl)
-            axes[0, j].plot(ok["n_mc"], ok["step_s_median"], "o-", color=color, label=kl)
-            axes[1, j].plot(ok["n_mc"], ok["graph_bytes"] / 2**20, "o-", color=color, label=kl)
-            for n in k.loc[k["status"] == "oom", "n_mc"]:
+            plot_per_x(axes[0, j], per_x(ok, "n_mc", "step_s_median"), "n_mc", "o-", color=color, label=kl)
+            plot_per_x(axes[1, j], per_x(ok, "n_mc", "_mib"), "n_mc", "o-", color=color, label=kl)
+            for n in sorted(set(k.loc[k["status"] == "oom", "n_mc"])):
                 for ax in axes[:, j]:
                     ax.plot([n], [1], marker="x", color=color, transform=ax.get_xaxis_transform(), clip_on=False)
         axes[0, j].set_title(model, fontsize=10)
@@ -104,7 +107,8 @@ def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]
             ax.set_ylabel(label)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle(f"KL estimators against n_mc per model (x on the top edge: out of memory) — {machine}", fontsize=11)
+    fig.suptitle(f"KL estimators against n_mc per model (x on the top edge: out of memory; bars: range of a "
+                 f"probe measured in several runs) — {machine}", fontsize=11)
     return save_figure(fig, out_dir, "maxnmc_curves")
 
 

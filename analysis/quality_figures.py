@@ -1,4 +1,7 @@
-"""Figures of quality runs: error curves, the report's Figures 6 and 8 for whole sets, and the regression band."""
+"""Figures of quality runs: error curves, the report's Figures 6 and 8 for whole sets, and the regression band.
+
+Lines plot one point per x per run at the median of its rows there, with their range (analysis.per_x): a run
+has one row per epoch and per eps, so the spread shows only if a row was written twice."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import save_figure
+from analysis.per_x import groups, per_x, plot_per_x
 
 
 def _names(configs: pd.DataFrame) -> pd.Series:
@@ -16,17 +20,17 @@ def _names(configs: pd.DataFrame) -> pd.Series:
 
 
 def error_curves(quality: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Test error (log scale) against epoch and against training wall time, one line per config."""
+    """Test error (log scale) against epoch and against training wall time, one line per config (run_id)."""
     ok = quality[(quality["status"] == "ok") & quality["test_error"].notna()]
     if ok.empty:
         return []
     names = _names(configs)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for run_id, g in ok.groupby("run_id", sort=False):
-        g = g.sort_values("epoch")
-        name = f"{names.get(run_id, run_id)} (lr {g['lr'].iloc[0]:g})"
-        axes[0].plot(g["epoch"], g["test_error"] * 100, "o-", ms=3, label=name)
-        axes[1].plot(g["train_s"], g["test_error"] * 100, "o-", ms=3, label=name)
+    rows = ok.assign(_error=ok["test_error"] * 100)
+    lr = ok.groupby("run_id", sort=False)["lr"].first()
+    for ax, x in zip(axes, ("epoch", "train_s")):
+        for (run_id,), p in groups(per_x(rows, x, "_error", ["run_id"]), ["run_id"]):
+            plot_per_x(ax, p, x, "o-", ms=3, label=f"{names.get(run_id, run_id)} (lr {lr[run_id]:g})")
     for ax, xlabel in zip(axes, ("epoch", "training wall time (s, evaluation excluded)")):
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
@@ -39,7 +43,8 @@ def error_curves(quality: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) ->
 
 def top_class_histograms(hist: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """The report's Figure 6 over whole sets: each posterior sample's probability of the predicted class,
-    MNIST's test set against each OOD set, one row of panels per config."""
+    MNIST's test set against each OOD set, one row of panels per config. Bars, not lines: one row per
+    (run, set, bin) by construction, nothing to aggregate."""
     if hist.empty:
         return []
     names = _names(configs)
@@ -77,16 +82,16 @@ def top_class_histograms(hist: pd.DataFrame, configs: pd.DataFrame, out_dir: Pat
 
 
 def fgsm_curves(fgsm: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The report's Figure 8: test accuracy against FGSM eps, BNNs beside the MLPs."""
+    """The report's Figure 8: test accuracy against FGSM eps, BNNs beside the MLPs; a line per run_id."""
     if fgsm.empty:
         return []
     names = _names(configs)
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for run_id, g in fgsm.groupby("run_id", sort=False):
-        g = g.sort_values("eps")
-        impl = g["impl"].iloc[0]
-        style = "s--" if impl.startswith("mlp") else "o-"
-        ax.plot(g["eps"], g["accuracy"] * 100, style, label=names.get(run_id, impl))
+    impls = fgsm.groupby("run_id", sort=False)["impl"].first()
+    points = per_x(fgsm.assign(_accuracy=fgsm["accuracy"] * 100), "eps", "_accuracy", ["run_id"])
+    for (run_id,), p in groups(points, ["run_id"]):
+        impl = impls[run_id]
+        plot_per_x(ax, p, "eps", "s--" if impl.startswith("mlp") else "o-", label=names.get(run_id, impl))
     ax.set_xlabel("FGSM eps")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
@@ -97,7 +102,9 @@ def fgsm_curves(fgsm: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> lis
 
 
 def regression_bands(band: pd.DataFrame, points: pd.DataFrame, configs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Blundell et al. (2015) Figure 5: predictive mean and 95% band over twice the training range, with the data."""
+    """Blundell et al. (2015) Figure 5: predictive mean and 95% band over twice the training range, with the data.
+    The band already has one row per (run, x) (a grid the evaluation made) and gives its own interval; the
+    data are points, not a line."""
     if band.empty:
         return []
     names = _names(configs)
