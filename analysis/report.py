@@ -8,6 +8,7 @@ from typing import Optional
 import pandas as pd
 
 from analysis import maxnmc_table
+from analysis.ceiling_report import ceiling_section, read_time_split, time_split_figure, time_split_section
 from analysis.fit import fit_slopes
 from analysis.kl_cost import fit_kl_cost, kl_cost_display, kl_cost_sentences
 from analysis.load import Results, load_results, machine_summary, repeat_epoch_seconds
@@ -273,6 +274,10 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
     lines += _peers_section(results, machine)
     lines += _memory_section(ok, with_machine)
     lines += throughput_section(ok, markdown_table)
+    lines += ceiling_section(ok, results.meta, markdown_table)
+    split = read_time_split([results.directory, *(Path(s["directory"]) for s in results.sources)])
+    split_figures = time_split_figure(split, fig_dir, figures.save_figure)
+    lines += time_split_section(split, markdown_table, split_figures[0] if split_figures else None)
     # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
     # cost per draw is the KL-cost table's business, and it searched no memory budget.
     if results.meta.get("profile") == "maxnmc":

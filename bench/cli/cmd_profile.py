@@ -35,6 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--step-mode", default="eager", help="eager, compile, cudagraphs")
     parser.add_argument("--precision", default="fp32", help="fp32, tf32, bf16")
     parser.add_argument("--optimizer", default="adam", help="adam, adam_loop, adam_foreach, adam_fused")
+    parser.add_argument("--flush-denormal", action="store_true", help="flush denormal floats to zero (CPU)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="where MNIST is (default: $BNN_BENCH_DATA, ~/.cache/bnn-bench)")
     parser.add_argument("--out", metavar="DIR", required=True, help="results directory; files go to DIR/profiles/")
@@ -54,7 +55,8 @@ def config_from_args(args) -> BenchConfig:
         return BenchConfig(impl=args.impl, task=args.task, samples=samples, device=args.device, kl=args.kl, n_mc=n_mc,
                            threads=args.threads or default_threads(), repeats=1, warmup_steps=max(1, args.warmup),
                            steps=args.steps, data_dir=args.data_dir, step_mode=args.step_mode,
-                           precision=args.precision, optimizer=args.optimizer)
+                           precision=args.precision, optimizer=args.optimizer,
+                           flush_denormal=args.flush_denormal)
     except ValueError as e:
         raise UsageError(f"{e}: fix the matching flag") from None
 

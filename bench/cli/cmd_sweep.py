@@ -149,6 +149,9 @@ def _add_setup(parser) -> None:
                         help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast)")
     levers.add_argument("--optimizer", default="adam", metavar="OPT",
                         help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
+    levers.add_argument("--flush-denormal", action="store_true",
+                        help="flush denormal floats to zero in every run's process (x86 FTZ/DAZ): steps on "
+                             "denormal values run several times slower on CPUs (recorded: flush_denormal)")
     setup.add_argument("--init", default="report", choices=("report", "fan_in"),
                        help="posterior init (default report: mu U(-0.2, 0.2), rho U(-5, -4))")
     setup.add_argument("--init-sigma", type=nonnegative_float, default=0.0, metavar="S",
@@ -201,6 +204,8 @@ def grid_from_args(args) -> list[BenchConfig]:
     configs = flag_grid(overrides, common) if profile is None else build_grid(profile, overrides, common)
     if getattr(args, "count_instructions", False):
         configs = [c.replace(count_instructions=True) for c in configs]
+    if getattr(args, "flush_denormal", False):
+        configs = [c.replace(flush_denormal=True) for c in configs]
     from bench.training.levers import check_config_levers
 
     for config in configs:  # a lever that cannot run here fails now, not once per config

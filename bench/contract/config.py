@@ -71,6 +71,9 @@ class BenchConfig:
     data: str = "real"
     # A user's model factory "package.module:factory" run on the task's data; None: the task's own network.
     model: Optional[str] = None
+    # Flush denormal floats to zero (`torch.set_flush_denormal`, x86 FTZ/DAZ) in the run's process: a
+    # CPU lever, since a step computing on denormal values can run several times slower.
+    flush_denormal: bool = False
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -77,6 +77,17 @@ RUNS_COLUMNS = (
     "init_sigma",
     "data",
     "model",
+    # How far the step is from this machine's matmul limit (bench/measure/ceiling.py): FLOPs per second
+    # achieved, the step's GEMM/conv calls timed alone at their own shapes (the ceiling), and the
+    # ceiling's share of the step time.
+    "achieved_gflops",
+    "ceiling_s_per_step",
+    "ceiling_gflops",
+    "fraction_of_ceiling",
+    # Numeric state (bench/measure/numerics.py): flush-to-zero in force, and the share of gradient
+    # elements that were denormal after the timed repeats.
+    "flush_denormal",
+    "denormal_grad_fraction",
 )
 
 #: runs.csv columns that hold numbers (an empty cell is a missing value, any other text is corrupt).
@@ -86,6 +97,7 @@ RUNS_NUMERIC_COLUMNS = (
     "peak_reserved_bytes", "nvml_used_bytes", "energy_j_per_step", "rss_peak_bytes", "final_loss", "flops_per_step",
     "prior_sigma", "mixture_pi", "mixture_sigma1", "mixture_sigma2", "achieved_tflops", "mfu_fp32", "mfu_tf32",
     "mfu_bf16", "aten_ops_per_step", "alloc_bytes_per_step", "instructions_per_step", "init_sigma",
+    "achieved_gflops", "ceiling_s_per_step", "ceiling_gflops", "fraction_of_ceiling", "denormal_grad_fraction",
 )
 
 #: Columns of repeats.csv: one row per timed repeat; `seconds` covers `steps` optimizer steps.
@@ -96,3 +108,12 @@ REPEATS_COLUMNS = ("run_id", "repeat", "seconds", "steps", "round")
 #: Per-config ATen operator counts of one step, long format (bench/measure/counters.py).
 OPS_FILE = "ops.csv"
 OPS_COLUMNS = ("run_id", "op", "count")
+
+#: Where a profiled step's time goes (`profile`, and the default job for its MNIST S=10 configs):
+#: one row per profiled config, milliseconds per step by part (bench/measure/profiler.py).
+TIME_SPLIT_FILE = "profiles/time_split.csv"
+#: The parts, in the order a stacked bar draws them; they add up to `wall_ms_per_step`.
+TIME_SPLIT_PARTS = ("matmul_conv_ms", "sampling_ms", "elementwise_ms", "optimizer_ms", "overhead_ms")
+TIME_SPLIT_COLUMNS = ("run_id", "task", "impl", "kl", "samples", "device", "device_name", "threads", "step_mode",
+                      "precision", "optimizer", "flush_denormal", "steps", "wall_ms_per_step",
+                      *TIME_SPLIT_PARTS, "torch_version")

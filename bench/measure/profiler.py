@@ -31,6 +31,7 @@ import torch
 
 from bench.contract.config import BenchConfig
 from bench.contract.files import make_dir, write_text_atomic
+from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE, TIME_SPLIT_PARTS
 from bench.contract.store import append_csv_row
 from bench.measure.machine import device_name
 from bench.training.builder import build_config_training
@@ -175,6 +176,10 @@ def profile_config(config: BenchConfig, out_dir, *, steps: int = 20, warmup: int
     writer.writerows(rows)
     write_text_atomic(out / f"{config.run_id}_ops.csv", table.getvalue())
     append_csv_row(out / SUMMARY_FILE, summary, SUMMARY_COLUMNS)
+    split = dict(summary, threads=config.threads, flush_denormal=config.flush_denormal,
+                 **time_split(prof.events(), steps, wall_s))
+    split = {column: split.get(column) for column in TIME_SPLIT_COLUMNS}
+    append_csv_row(Path(out_dir) / TIME_SPLIT_FILE, split, TIME_SPLIT_COLUMNS)
     md = out / f"{config.run_id}.md"
     write_text_atomic(md, render_markdown(summary, rows[:top], rank_by, on_cuda))
     return md
@@ -222,3 +227,56 @@ def render_markdown(summary: dict, top_rows: list[dict], rank_by: str, on_cuda: 
         lines.append(f"| `{name}` | {r['calls_per_step']:.1f} | {r['self_cpu_us_per_step']:.1f} | "
                      f"{r['self_device_us_per_step']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+#: ATen operators that are matrix products or convolutions (forward and backward; names without
+#: the `aten::` prefix or overload).
+MATMUL_CONV_OPS = frozenset({
+    "mm", "addmm", "bmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv", "_scaled_mm",
+    "convolution", "_convolution", "convolution_backward", "mkldnn_convolution", "_slow_conv2d_forward",
+    "_slow_conv2d_backward", "slow_conv3d_forward", "thnn_conv2d", "_nnpack_spatial_convolution",
+    "cudnn_convolution", "conv1d", "conv2d", "conv3d", "linear",
+})
+#: ATen operators that draw random numbers: the weight noise, LRT's per-activation noise, Flipout's signs.
+SAMPLING_OPS = frozenset({"normal_", "normal", "uniform_", "bernoulli_", "bernoulli", "random_", "randn",
+                          "randn_like", "rand", "rand_like", "randint", "exponential_", "_standard_gamma",
+                          "multinomial"})
+
+
+def _inside_optimizer(event) -> bool:
+    parent = event
+    while parent is not None:
+        if parent.name.startswith("Optimizer."):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def _part(event) -> str:
+    """Which part of the split an event's self time belongs to."""
+    if _inside_optimizer(event):
+        return "optimizer_ms"
+    if not event.name.startswith("aten::"):
+        return "overhead_ms"  # the step's own Python, autograd's engine, record_function spans
+    op = event.name[len("aten::"):]
+    if op in MATMUL_CONV_OPS:
+        return "matmul_conv_ms"
+    if op in SAMPLING_OPS:
+        return "sampling_ms"
+    return "elementwise_ms"
+
+
+def time_split(events, steps: int, wall_s: float) -> dict:
+    """Milliseconds per step by part (TIME_SPLIT_PARTS), from the profiler's CPU events: each event's
+    self time goes to one part, the optimizer's whole subtree to `optimizer_ms`, and what no operator
+    accounts for (Python between calls, dispatch, the profiler's own cost) to `overhead_ms`, so the
+    parts add up to the wall time per step. Device kernels are not split (a GPU run's CPU side is)."""
+    parts = dict.fromkeys(TIME_SPLIT_PARTS, 0.0)
+    for event in events:
+        if getattr(event, "device_type", None) is not None and str(event.device_type) != "DeviceType.CPU":
+            continue
+        parts[_part(event)] += float(event.self_cpu_time_total) / 1e3 / steps
+    wall_ms = wall_s * 1e3 / steps
+    measured = sum(v for k, v in parts.items() if k != "overhead_ms")
+    parts["overhead_ms"] = max(0.0, wall_ms - measured)
+    return dict(parts, wall_ms_per_step=wall_ms)

@@ -20,11 +20,13 @@ import torch
 from bench.contract.config import BenchConfig
 from bench.contract.records import RunResult, config_columns
 from bench.contract.schema import RUNS_COLUMNS
+from bench.measure.ceiling import Ceiling, ceiling_columns, step_ceiling
 from bench.measure.counters import Instructions, OpCounts, count_instructions, count_ops
 from bench.measure.flops import count_flops
 from bench.measure.gpu_peaks import throughput_columns
 from bench.measure.machine import device_name
 from bench.measure.memory import CudaPeak, Nvml, cap_cuda_memory, saved_tensor_bytes
+from bench.measure.numerics import flush_denormal_in_force, gradient_denormal_fraction
 from bench.measure.rss import peak_rss_bytes
 from bench.measure.timing import summarize, time_block
 from bench.training.builder import Training, build_config_training
@@ -60,6 +62,7 @@ class Timed:
     cuda_peak: Optional[CudaPeak] = None
     nvml_used: tuple = ()
     energy_mj: tuple = ()
+    denormal_grad_fraction: Optional[float] = None  # of the last timed step's gradients
 
 
 def count_steps(config: BenchConfig, training: Training, *, flops_and_ops: bool = True,
@@ -114,11 +117,12 @@ def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: 
             seconds.append(time_block(block, clock=clock))
         if pacer is not None:
             pacer.after_repeat(index, seconds[-1], steps_per_repeat)
-    return Timed(seconds, steps_per_repeat, cuda_peak, tuple(nvml_used), tuple(energy_mj))
+    return Timed(seconds, steps_per_repeat, cuda_peak, tuple(nvml_used), tuple(energy_mj),
+                 gradient_denormal_fraction(training.model))
 
 
 def measured_row(config: BenchConfig, training: Training, counts: Counts, timed: Timed,
-                 final_loss: Optional[float]) -> dict:
+                 final_loss: Optional[float], ceiling: Optional[Ceiling] = None) -> dict:
     """The runs.csv row of a measured config (columns: bench/contract/schema.py)."""
     steps = [timed.steps_per_repeat] * config.repeats
     stats = summarize(timed.seconds, steps, training.steps_per_epoch, whole_epochs=config.epochs is not None)
@@ -132,6 +136,8 @@ def measured_row(config: BenchConfig, training: Training, counts: Counts, timed:
         torch_version=torch.__version__, kl_weight=training.kl_weight, loss_note=training.loss_note,
     )
     row.update(throughput_columns(counts.flops, stats.step_s_median, config.device, row["device_name"]))
+    row.update(ceiling_columns(ceiling, stats.step_s_median, counts.flops),
+               flush_denormal=flush_denormal_in_force(), denormal_grad_fraction=timed.denormal_grad_fraction)
     if counts.ops is not None:
         row.update(aten_ops_per_step=counts.ops.total, alloc_bytes_per_step=counts.ops.alloc_bytes)
     if counts.instructions is not None:
@@ -167,7 +173,10 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
     # the noise: a sanity figure, not a converged loss.
     final_loss = float(training.step().loss) if final_step else None
-    row = measured_row(config, training, counts, timed, final_loss)
+    # The ceiling's replay runs after the timing, so that its calls (and their allocations) cannot
+    # change how the timed steps ran; only where the counters are taken (not in timing-only workers).
+    ceiling = step_ceiling(training.instrumented_step) if count_step_flops else None
+    row = measured_row(config, training, counts, timed, final_loss, ceiling)
     steps = [timed.steps_per_repeat] * config.repeats
     return RunResult(row=row, repeats=tuple(zip(timed.seconds, steps)),
                      op_counts=counts.ops.ops if counts.ops else None)

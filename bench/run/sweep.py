@@ -19,6 +19,7 @@ from bench.contract.errors import UsageError
 from bench.contract.files import DISK_ERRNOS, write_failed
 from bench.contract.records import RunResult, failure_result
 from bench.contract.store import ResultsWriter
+from bench.measure.ceiling import calibration_meta
 from bench.measure.machine import machine_info
 from bench.run.executors import Executor, make_executor
 from bench.run.progress import Progress
@@ -63,7 +64,9 @@ def sweep_session(configs: Sequence[BenchConfig], out_dir, *, resume: bool, prof
                                                         enabled=progress))
     if rounds is not None:
         session.meta = writer.record_rounds(meta, rounds=rounds, seed=round_seed, workers=round_workers)
-    session.meta = dict(session.meta, **(extra_meta or {}))
+    # The machine's matmul rate at the grid's settings, measured once here (bench/measure/ceiling.py);
+    # each row's own ceiling is measured by its worker at the step's shapes.
+    session.meta = dict(session.meta, ceiling=calibration_meta(todo), **(extra_meta or {}))
     interrupted = True
     try:
         yield session

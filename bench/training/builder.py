@@ -210,6 +210,8 @@ def build_config_training(config: BenchConfig) -> Training:
     """A config's training run, built through `build_training` with the config's threads pinned;
     nothing stepped yet. What every command that trains a config calls."""
     torch.set_num_threads(config.threads)
+    # Set either way: an inline executor runs many configs in one process, and the flag is per process.
+    torch.set_flush_denormal(bool(config.flush_denormal))
     return build_training(config.task, config.impl, config.samples, **training_options(config))
 
 

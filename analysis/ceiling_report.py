@@ -1,0 +1,169 @@
+"""How far each step is from this machine's matmul ceiling, where the rest of its time goes, and
+whether it ran on denormal floats: the report's CPU-efficiency sections.
+
+The figures come from the run itself: runs.csv's ceiling columns (bench/measure/ceiling.py: the
+step's own GEMM and convolution calls replayed alone at their shapes), meta.json's reference GEMM
+rate, and profiles/time_split.csv (bench/measure/profiler.py: the profiler's self times by part).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from bench.contract.errors import AnalysisInputError
+from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE, TIME_SPLIT_PARTS
+
+#: A row's gradients count as "on denormals" from this share of denormal elements up.
+DENORMAL_SHARE = 1e-4
+
+PART_LABELS = {"matmul_conv_ms": "matmul / conv", "sampling_ms": "sampling (RNG)",
+               "elementwise_ms": "elementwise and other ops", "optimizer_ms": "optimizer (Adam)",
+               "overhead_ms": "Python, dispatch, autograd engine"}
+PART_COLORS = {"matmul_conv_ms": "tab:blue", "sampling_ms": "tab:purple", "elementwise_ms": "tab:orange",
+               "optimizer_ms": "tab:green", "overhead_ms": "tab:gray"}
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(float("nan"), index=frame.index)
+    return pd.to_numeric(frame[column], errors="coerce")
+
+
+def ceiling_table(ok: pd.DataFrame) -> pd.DataFrame:
+    """One row per config with a ceiling, at each task's largest S and n_mc 1: step time, achieved
+    and ceiling GFLOP/s, and the step over its ceiling time (1.0 would be pure matmul work)."""
+    fraction = _numeric(ok, "fraction_of_ceiling")
+    rows = ok[fraction.notna() & (fraction > 0)].copy()
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows[_numeric(rows, "n_mc").fillna(1) == 1]
+    rows = rows[rows["samples"] == rows.groupby(["task", "device"])["samples"].transform("max")]
+    table = pd.DataFrame({
+        "task": rows["task"], "device": rows["device"], "impl": rows["impl"], "kl": rows["kl"],
+        "S": rows["samples"], "threads": rows.get("threads"),
+        "step ms": _numeric(rows, "step_s_median") * 1e3,
+        "ceiling ms": _numeric(rows, "ceiling_s_per_step") * 1e3,
+        "step / ceiling (x)": 1.0 / _numeric(rows, "fraction_of_ceiling"),
+        "achieved GFLOP/s": _numeric(rows, "achieved_gflops"),
+        "ceiling GFLOP/s": _numeric(rows, "ceiling_gflops"),
+    })
+    return table.sort_values(["task", "device", "step / ceiling (x)"]).reset_index(drop=True)
+
+
+def _reference_sentence(meta: dict) -> list[str]:
+    entries = [e for e in ((meta.get("ceiling") or {}).get("reference_gemm") or [])
+               if isinstance(e, dict) and isinstance(e.get("gflops"), (int, float))]
+    if not entries:
+        return []
+    parts = [f"{e['gflops']:.0f} GFLOP/s ({e.get('device')}, {e.get('dtype')}, {e.get('threads')} threads)"
+             for e in entries]
+    n = entries[0].get("n", "?")
+    return [f"For scale, a square {n} x {n} x {n} GEMM ran at " + "; ".join(parts) + " on this machine at the "
+            "start of the sweep (meta.json `ceiling`)."]
+
+
+def denormal_lines(ok: pd.DataFrame) -> list[str]:
+    """A warning per config whose gradients were denormal when its timing ended."""
+    share = _numeric(ok, "denormal_grad_fraction")
+    hit = ok[share >= DENORMAL_SHARE]
+    if hit.empty:
+        return []
+    lines = ["", f"**Denormal floats:** {len(hit)} config(s) ended their timing with at least "
+             f"{DENORMAL_SHARE:.0e} of their gradient elements denormal, which CPUs process in microcode, several "
+             "times slower; their step times are not those of a fresh model. Re-run with `--flush-denormal` "
+             "(flush to zero) to measure without that cost:", ""]
+    for _, row in hit.head(10).iterrows():
+        lines.append(f"- {row['task']} {row['impl']} S = {row['samples']}: "
+                     f"{float(share[row.name]):.2%} denormal (flush_denormal {row.get('flush_denormal', '?')})")
+    return lines
+
+
+def ceiling_section(ok: pd.DataFrame, meta: dict, table_fn: Callable) -> list[str]:
+    table = ceiling_table(ok)
+    lines = denormal_lines(ok)
+    if table.empty:
+        return lines
+    head = ["", "## Distance from the matmul ceiling", "",
+            "The ceiling of a step is its own GEMM and convolution calls, each replayed alone at its recorded "
+            "shapes, dtype and threads on this machine after the timing (bench/measure/ceiling.py): what the "
+            "step would take if it did nothing else. `step / ceiling` is the measured step over that time; "
+            "the rest is sampling, elementwise work, the optimizer and Python (the time split below). At each "
+            "task's largest S; every row's columns are in runs.csv.", ""]
+    return head + [table_fn(table), ""] + _reference_sentence(meta) + lines
+
+
+def read_time_split(directories) -> pd.DataFrame:
+    """The time-split rows of the given results directories (none: an empty frame). The file is data:
+    a row whose numbers do not parse is an error naming the file, not a guess."""
+    frames = []
+    for directory in directories:
+        path = Path(directory) / TIME_SPLIT_FILE
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise AnalysisInputError(f"{path} is not readable as CSV ({' '.join(str(e).split())}): move it away "
+                                     "or profile again") from None
+        missing = [c for c in TIME_SPLIT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise AnalysisInputError(f"{path} lacks column(s) {', '.join(missing)}: move it away or profile again")
+        for column in ("wall_ms_per_step", *TIME_SPLIT_PARTS, "samples"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            if values.isna().any():
+                line = int(values.isna().to_numpy().argmax()) + 2
+                raise AnalysisInputError(f"{path} line {line}: {column} is not a number: move the file away or "
+                                         "profile again")
+            frame[column] = values
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=list(TIME_SPLIT_COLUMNS))
+    # The same config profiled twice: the last row counts.
+    return pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="last").reset_index(drop=True)
+
+
+def time_split_table(split: pd.DataFrame) -> pd.DataFrame:
+    table = pd.DataFrame({"task": split["task"], "impl": split["impl"], "S": split["samples"],
+                          "threads": split["threads"], "wall ms": split["wall_ms_per_step"]})
+    for part in TIME_SPLIT_PARTS:
+        table[PART_LABELS[part]] = split[part]
+    for part in ("matmul_conv_ms",):
+        table["matmul share"] = split[part] / split["wall_ms_per_step"]
+    return table
+
+
+def time_split_section(split: pd.DataFrame, table_fn: Callable, figure: Optional[Path]) -> list[str]:
+    if split.empty:
+        return []
+    lines = ["", "## Where a step's time goes", "",
+             "Milliseconds per step under torch.profiler (`profile`; the default job profiles its MNIST S = 10 "
+             "configs): each operator's self CPU time in one part; the optimizer's whole call tree in "
+             "`optimizer`; what no operator accounts for (the step's Python, dispatch, autograd's engine, "
+             "the profiler's own cost) in the last column, so the parts add up to the wall time. Profiled "
+             "steps run slower than timed ones.", "", table_fn(time_split_table(split))]
+    if figure is not None:
+        lines += ["", f"![time split](figures/{figure.name})"]
+    return lines
+
+
+def time_split_figure(split: pd.DataFrame, out_dir: Path, save: Callable) -> list[Path]:
+    """A stacked horizontal bar per profiled config: milliseconds per step by part."""
+    if split.empty:
+        return []
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.task} {r.impl} S={int(r.samples)}" for r in split.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(split) + 1.6))
+    left = pd.Series(0.0, index=split.index)
+    for part in TIME_SPLIT_PARTS:
+        ax.barh(labels, split[part], left=left, color=PART_COLORS[part], label=PART_LABELS[part])
+        left = left + split[part]
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds per step (profiled)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("Where a step's time goes", fontsize=10)
+    return save(fig, out_dir, "time_split")

@@ -1,0 +1,178 @@
+"""The matmul ceiling (bench/measure/ceiling.py), the numeric-state probes (bench/measure/numerics.py),
+the profiler's time split, and the report sections that show them (analysis/ceiling_report.py)."""
+
+from __future__ import annotations
+
+import types
+
+import pandas as pd
+import pytest
+import torch
+
+from analysis.ceiling_report import ceiling_section, ceiling_table, denormal_lines, read_time_split, time_split_section
+from analysis.markdown import markdown_table
+from bench.contract.config import BenchConfig
+from bench.contract.errors import AnalysisInputError
+from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE
+from bench.measure.ceiling import Call, TensorSpec, _materialize, calibrate, ceiling_columns, record_calls, time_call
+from bench.measure.flops import count_flops
+from bench.measure.numerics import denormal_fraction, flush_denormal_in_force
+from bench.measure.profiler import time_split
+from bench.training.builder import build_config_training
+
+
+def _training(impl="vmap", samples=3):
+    config = BenchConfig(impl=impl, task="regression", samples=samples, threads=1, data="synthetic")
+    return build_config_training(config)
+
+
+@pytest.mark.parametrize("impl", ["sequential", "vmap", "vmap_lrt", "vmap_flipout"])
+def test_recorded_calls_carry_the_flop_counters_total(impl):
+    training = _training(impl)
+    training.step()
+    calls = record_calls(training.instrumented_step)
+    assert calls, "a step has matrix products"
+    assert sum(call.flops * count for call, count in calls) == count_flops(training.instrumented_step)
+    # Sequential repeats the same product once per sample: one distinct call counted S times.
+    if impl == "sequential":
+        assert max(count for _, count in calls) >= 3
+
+
+def test_calibrate_sums_each_calls_time_times_its_count():
+    spec = TensorSpec((4, 4), (4, 1), torch.float32, "cpu")
+    a = Call(torch.ops.aten.mm.default, (spec, spec), (), 128)
+    b = Call(torch.ops.aten.mm.default, (spec, TensorSpec((4, 4), (1, 4), torch.float32, "cpu")), (), 128)
+    times = {a: 0.002, b: 0.005}
+    ceiling = calibrate([(a, 3), (b, 2)], timer=lambda call: times[call])
+    assert ceiling.seconds == pytest.approx(3 * 0.002 + 2 * 0.005)
+    assert ceiling.flops == 5 * 128 and ceiling.calls == 5 and ceiling.distinct_calls == 2
+    assert ceiling.gflops == pytest.approx(640 / 0.016 / 1e9)
+    assert calibrate([]) is None
+
+
+def test_replayed_tensors_keep_their_recorded_layout():
+    generator = torch.Generator().manual_seed(0)
+    expanded = _materialize(TensorSpec((5, 3, 4), (0, 4, 1), torch.float32, "cpu"), generator)
+    assert expanded.stride() == (0, 4, 1) and torch.equal(expanded[0], expanded[4])
+    transposed = _materialize(TensorSpec((3, 4), (1, 3), torch.float32, "cpu"), generator)
+    assert transposed.stride() == (1, 3) and transposed.std() > 0.5
+    # A batched product with a broadcast (stride 0) operand, as vmap records one, replays.
+    call = Call(torch.ops.aten.bmm.default, (TensorSpec((5, 3, 4), (0, 4, 1), torch.float32, "cpu"),
+                                             TensorSpec((5, 4, 2), (8, 1, 4), torch.float32, "cpu")), (), 0)
+    assert time_call(call) > 0
+
+
+def test_time_call_uses_the_median_block():
+    ticks = iter([0.0, 1.0,  # the untimed first call: 1 s, so one call per block
+                  0.0, 3.0, 0.0, 1.0, 0.0, 2.0])  # blocks of 3, 1, 2 s
+    spec = TensorSpec((2, 2), (2, 1), torch.float32, "cpu")
+    call = Call(torch.ops.aten.mm.default, (spec, spec), (), 16)
+    assert time_call(call, clock=lambda: next(ticks)) == pytest.approx(2.0)
+
+
+def test_ceiling_columns():
+    ceiling = calibrate([(Call(torch.ops.aten.mm.default, (), (), 10**9), 1)], timer=lambda call: 0.01)
+    columns = ceiling_columns(ceiling, step_s=0.04, flops_per_step=10**9)
+    assert columns["achieved_gflops"] == pytest.approx(25.0)
+    assert columns["ceiling_gflops"] == pytest.approx(100.0)
+    assert columns["fraction_of_ceiling"] == pytest.approx(0.25)
+    assert ceiling_columns(None, 0.04, 10**9) == {"achieved_gflops": pytest.approx(25.0)}
+
+
+def test_a_measured_row_has_its_ceiling_and_numeric_state():
+    from bench.measure.step import measure_config
+
+    row = measure_config(impl="vmap_lrt", task="regression", samples=2, steps=2, repeats=1, warmup_steps=1,
+                         threads=1)
+    assert row["ceiling_s_per_step"] > 0 and row["ceiling_gflops"] > 0
+    assert row["fraction_of_ceiling"] == pytest.approx(row["ceiling_s_per_step"] / row["step_s_median"])
+    assert row["flush_denormal"] is False
+    assert row["denormal_grad_fraction"] == 0.0
+
+
+def test_flush_denormal_is_a_lever_that_reaches_the_process():
+    config = BenchConfig(impl="vmap", task="regression", samples=1, threads=1, flush_denormal=True)
+    assert config.run_id != config.replace(flush_denormal=False).run_id
+    try:
+        build_config_training(config)
+        assert flush_denormal_in_force()
+        build_config_training(config.replace(flush_denormal=False))
+        assert not flush_denormal_in_force()
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_denormal_fraction_counts_only_denormals():
+    values = torch.tensor([1e-39, 1.0, 0.0, -1e-40, 1e-30])
+    assert denormal_fraction([values, None]) == pytest.approx(2 / 5)
+    assert denormal_fraction([torch.zeros(3, dtype=torch.int64)]) is None
+
+
+def _event(name, self_us, parent=None):
+    return types.SimpleNamespace(name=name, self_cpu_time_total=self_us, cpu_parent=parent, device_type=None)
+
+
+def test_time_split_assigns_self_times_and_leaves_the_rest_to_overhead():
+    step = _event("bnn_bench_step", 100.0)
+    adam = _event("Optimizer.step#Adam.step", 300.0, step)
+    events = [step, _event("aten::mm", 4000.0, step), _event("aten::addmm", 1000.0, step),
+              _event("aten::normal_", 500.0, step), _event("aten::mul", 700.0, step), adam,
+              _event("aten::add_", 900.0, adam), _event("MmBackward0", 50.0, step)]
+    split = time_split(events, steps=2, wall_s=0.005)
+    assert split["matmul_conv_ms"] == pytest.approx(2.5)
+    assert split["sampling_ms"] == pytest.approx(0.25)
+    assert split["elementwise_ms"] == pytest.approx(0.35)
+    assert split["optimizer_ms"] == pytest.approx(0.6)  # Adam's own Python and its add_
+    assert split["wall_ms_per_step"] == pytest.approx(2.5)  # 5 ms over 2 steps
+    assert split["overhead_ms"] == 0.0  # the operators account for more than the wall time: none left
+    roomy = time_split(events, steps=2, wall_s=0.010)
+    assert roomy["overhead_ms"] == pytest.approx(5.0 - 2.5 - 0.25 - 0.35 - 0.6)
+
+
+def _runs():
+    base = dict(task="mnist", device="cpu", kl="closed", n_mc=1, threads=2, status="ok", flops_per_step=1e9)
+    rows = [dict(base, impl="vmap_lrt", samples=s, step_s_median=0.1 * s, ceiling_s_per_step=0.05 * s,
+                 fraction_of_ceiling=0.5, achieved_gflops=10.0, ceiling_gflops=20.0, denormal_grad_fraction=0.0)
+            for s in (1, 10)]
+    rows.append(dict(base, impl="sequential", samples=10, step_s_median=2.0, ceiling_s_per_step=0.5,
+                     fraction_of_ceiling=0.25, achieved_gflops=0.5, ceiling_gflops=2.0, denormal_grad_fraction=0.3,
+                     flush_denormal=False))
+    return pd.DataFrame(rows)
+
+
+def test_ceiling_table_keeps_the_largest_s_and_orders_by_distance():
+    table = ceiling_table(_runs())
+    assert list(table["impl"]) == ["vmap_lrt", "sequential"]
+    assert list(table["S"]) == [10, 10]
+    assert list(table["step / ceiling (x)"]) == pytest.approx([2.0, 4.0])
+    lines = ceiling_section(_runs(), {"ceiling": {"reference_gemm": [
+        {"device": "cpu", "dtype": "float32", "threads": 2, "n": 1024, "gflops": 150.0}]}}, markdown_table)
+    text = "\n".join(lines)
+    assert "Distance from the matmul ceiling" in text and "150 GFLOP/s" in text
+    assert "--flush-denormal" in text and "sequential" in "\n".join(denormal_lines(_runs()))
+    assert ceiling_section(_runs().drop(columns=["fraction_of_ceiling"]), {}, markdown_table) == denormal_lines(
+        _runs())
+
+
+def _write_split(directory, wall="10.0"):
+    path = directory / TIME_SPLIT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = dict.fromkeys(TIME_SPLIT_COLUMNS, "")
+    row.update(run_id="r1", task="mnist", impl="vmap_lrt", samples="10", threads="2", wall_ms_per_step=wall,
+               matmul_conv_ms="6", sampling_ms="1", elementwise_ms="1", optimizer_ms="1", overhead_ms="1")
+    path.write_text(",".join(TIME_SPLIT_COLUMNS) + "\n" + ",".join(row[c] for c in TIME_SPLIT_COLUMNS) + "\n")
+
+
+def test_time_split_is_read_and_rendered(tmp_path):
+    _write_split(tmp_path)
+    split = read_time_split([tmp_path, tmp_path / "missing"])
+    assert len(split) == 1 and split.loc[0, "matmul_conv_ms"] == 6.0
+    text = "\n".join(time_split_section(split, markdown_table, None))
+    assert "Where a step's time goes" in text and "| mnist | vmap_lrt | 10 |" in text
+    assert read_time_split([tmp_path / "missing"]).empty
+
+
+def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
+    _write_split(tmp_path, wall="__import__('os')")
+    with pytest.raises(AnalysisInputError, match=r"time_split.csv line 2: wall_ms_per_step is not a number"):
+        read_time_split([tmp_path])
