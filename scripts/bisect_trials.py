@@ -183,10 +183,11 @@ def main() -> int:
     what.add_argument("--none", action="store_true", help="plant nothing")
     parser.add_argument("--data-dir", help="passed to bisect (MNIST configs)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch clone")
-    parser.add_argument("config", nargs=argparse.REMAINDER,
-                        help="after --: bisect's grid flags (default: " + " ".join(DEFAULT_CONFIG) + ")")
-    args = parser.parse_args()
-    args.config = [a for a in args.config if a != "--"]
+    parser.epilog = "After --: bisect's grid flags (default: " + " ".join(DEFAULT_CONFIG) + ")"
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.config = argv[cut + 1:]
     if not 1 <= args.position <= args.commits:
         parser.error(f"--position must be between 1 and --commits ({args.commits})")
     args.results.mkdir(parents=True, exist_ok=True)
