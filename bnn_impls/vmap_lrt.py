@@ -21,6 +21,7 @@ residual sums) as the module wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Callable, Sequence, Union
 
@@ -39,9 +40,35 @@ from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 MomentRule = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
+#: The dtype the variance path (x^2 against sigma^2) runs in; None: the model's own. Set only through
+#: `variance_dtype` (the `bf16_var` precision lever, bench/training/levers.py).
+_VARIANCE_DTYPE: list = [None]
+
+
+@contextlib.contextmanager
+def variance_dtype(dtype):
+    """Run the variance path of every moment rule in `dtype` (e.g. torch.bfloat16) inside the block:
+    half the layer's matmul work, on operands that only set the noise's scale; the mean path stays in
+    the model's dtype. Results come back in the model's dtype."""
+    previous = _VARIANCE_DTYPE[0]
+    _VARIANCE_DTYPE[0] = dtype
+    try:
+        yield
+    finally:
+        _VARIANCE_DTYPE[0] = previous
+
+
+def _variance_operands(x, var_w, var_b):
+    dtype = _VARIANCE_DTYPE[0]
+    x2 = x * x
+    if dtype is None or dtype == x.dtype:
+        return x2, var_w, var_b
+    return x2.to(dtype), var_w.to(dtype), None if var_b is None else var_b.to(dtype)
+
+
 def layer_moments(x, mu_w, mu_b, var_w, var_b):
     """Mean and variance of a Linear layer's pre-activations given its input."""
-    return F.linear(x, mu_w, mu_b), F.linear(x * x, var_w, var_b)
+    return F.linear(x, mu_w, mu_b), F.linear(*_variance_operands(x, var_w, var_b)).to(x.dtype)
 
 
 def linear_moments(layer: nn.Linear, x, mu_w, mu_b, var_w, var_b):
@@ -51,7 +78,7 @@ def linear_moments(layer: nn.Linear, x, mu_w, mu_b, var_w, var_b):
 def conv_moments(layer: nn.modules.conv._ConvNd, x, mu_w, mu_b, var_w, var_b):
     """`_conv_forward` applies the layer's own stride, padding (and padding mode), dilation and groups.
     Padding copies or zeroes inputs, so padding x^2 equals squaring the padded x."""
-    return layer._conv_forward(x, mu_w, mu_b), layer._conv_forward(x * x, var_w, var_b)
+    return layer._conv_forward(x, mu_w, mu_b), layer._conv_forward(*_variance_operands(x, var_w, var_b)).to(x.dtype)
 
 
 MOMENT_RULES: dict[type, MomentRule] = {

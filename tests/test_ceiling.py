@@ -176,3 +176,52 @@ def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
     _write_split(tmp_path, wall="__import__('os')")
     with pytest.raises(AnalysisInputError, match=r"time_split.csv line 2: wall_ms_per_step is not a number"):
         read_time_split([tmp_path])
+
+
+def test_the_ceiling_is_replayed_after_the_last_repeat_before_the_pacer_hears_of_it(monkeypatch):
+    """In interleaved rounds the other workers wait while a repeat is out: a replay there disturbs no
+    one's timing and is disturbed by no one."""
+    import bench.measure.step as step
+
+    events = []
+    monkeypatch.setattr(step, "step_ceiling", lambda fn: events.append("ceiling"))
+
+    class Pacer:
+        def before_repeat(self, index):
+            events.append(f"go {index}")
+
+        def after_repeat(self, index, seconds, steps):
+            events.append(f"done {index}")
+
+    step.measure(BenchConfig(impl="vmap", task="regression", samples=1, steps=1, repeats=3, warmup_steps=0,
+                             threads=1, data="synthetic"), pacer=Pacer())
+    assert events == ["go 0", "done 0", "go 1", "done 1", "go 2", "ceiling", "done 2"]
+    events.clear()
+    step.measure_timing_only(BenchConfig(impl="vmap", task="regression", samples=1, steps=1, repeats=1,
+                                         warmup_steps=0, threads=1, data="synthetic"), pacer=Pacer())
+    assert events == ["go 0", "done 0"]
+
+
+def test_bf16_var_lowers_only_the_variance_path():
+    from bnn_impls.vmap_lrt import layer_moments, variance_dtype
+
+    g = torch.Generator().manual_seed(0)
+    x, mu_w, var_w = (torch.randn(8, 16, generator=g), torch.randn(4, 16, generator=g),
+                      torch.rand(4, 16, generator=g) * 0.1)
+    mu_b, var_b = torch.randn(4, generator=g), torch.rand(4, generator=g) * 0.1
+    mean, var = layer_moments(x, mu_w, mu_b, var_w, var_b)
+    with variance_dtype(torch.bfloat16):
+        mean16, var16 = layer_moments(x, mu_w, mu_b, var_w, var_b)
+    assert torch.equal(mean, mean16) and var16.dtype == torch.float32
+    assert not torch.equal(var, var16)
+    assert torch.allclose(var, var16, rtol=2e-2)  # bfloat16 keeps about 3 significant digits
+    assert torch.equal(layer_moments(x, mu_w, mu_b, var_w, var_b)[1], var)  # the block ended
+
+
+def test_bf16_var_is_refused_for_an_implementation_without_a_variance_path():
+    from bench.training.levers import check_config_levers
+    from bnn_impls.names import BnnConfigError
+
+    check_config_levers(BenchConfig(impl="vmap_lrt", task="mnist", samples=1, precision="bf16_var"))
+    with pytest.raises(BnnConfigError, match="bf16_var.*vmap_lrt"):
+        check_config_levers(BenchConfig(impl="vmap", task="mnist", samples=1, precision="bf16_var"))

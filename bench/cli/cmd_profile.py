@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, metavar="N",
                         help=f"torch CPU threads (default {default_threads()})")
     parser.add_argument("--step-mode", default="eager", help="eager, compile, cudagraphs")
-    parser.add_argument("--precision", default="fp32", help="fp32, tf32, bf16")
+    parser.add_argument("--precision", default="fp32", help="fp32, tf32, bf16, bf16_var (vmap_lrt)")
     parser.add_argument("--optimizer", default="adam", help="adam, adam_loop, adam_foreach, adam_fused")
     parser.add_argument("--flush-denormal", action="store_true", help="flush denormal floats to zero (CPU)")
     parser.add_argument("--data-dir", metavar="DIR",

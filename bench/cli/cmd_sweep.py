@@ -146,7 +146,8 @@ def _add_setup(parser) -> None:
                         help="eager (default), compile (torch.compile of the loss), cudagraphs (whole step "
                              "captured and replayed; CUDA only)")
     levers.add_argument("--precision", default="fp32", metavar="P",
-                        help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast)")
+                        help="fp32 (default), tf32 (TF32 tensor-core matmuls; CUDA only), bf16 (autocast), "
+                             "bf16_var (vmap_lrt: only the variance path in bfloat16)")
     levers.add_argument("--optimizer", default="adam", metavar="OPT",
                         help="adam (default: torch's choice of kernel), adam_loop, adam_foreach, adam_fused")
     levers.add_argument("--flush-denormal", action="store_true",

@@ -83,8 +83,12 @@ def count_steps(config: BenchConfig, training: Training, *, flops_and_ops: bool 
     return Counts(graph, flops, ops, instructions)
 
 
-def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: Optional[Pacer] = None) -> Timed:
-    """`config.repeats` timed blocks of `steps` steps (or whole epochs), paced from outside if asked."""
+def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: Optional[Pacer] = None,
+                 after_last: Optional[Callable[[], None]] = None) -> Timed:
+    """`config.repeats` timed blocks of `steps` steps (or whole epochs), paced from outside if asked.
+    `after_last` runs after the last repeat, untimed, but before the pacer hears of that repeat: in
+    interleaved rounds every other config's worker is then waiting, so it runs on a quiet machine and
+    disturbs no one's timing (the ceiling's replay, bench/measure/ceiling.py)."""
     if config.epochs is not None:
         steps_per_repeat = config.epochs * training.steps_per_epoch
 
@@ -102,6 +106,7 @@ def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: 
     cuda_peak = CudaPeak(device) if on_cuda else None
     nvml = Nvml(device) if on_cuda else None
     seconds, energy_mj, nvml_used = [], [], []
+    denormal = None
     for index in range(config.repeats):
         if pacer is not None:
             pacer.before_repeat(index)
@@ -115,10 +120,13 @@ def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: 
             nvml_used.append(nvml.used_bytes())
         else:
             seconds.append(time_block(block, clock=clock))
+        if index == config.repeats - 1:
+            denormal = gradient_denormal_fraction(training.model)  # the last timed step's, before anything else
+            if after_last is not None:
+                after_last()
         if pacer is not None:
             pacer.after_repeat(index, seconds[-1], steps_per_repeat)
-    return Timed(seconds, steps_per_repeat, cuda_peak, tuple(nvml_used), tuple(energy_mj),
-                 gradient_denormal_fraction(training.model))
+    return Timed(seconds, steps_per_repeat, cuda_peak, tuple(nvml_used), tuple(energy_mj), denormal)
 
 
 def measured_row(config: BenchConfig, training: Training, counts: Counts, timed: Timed,
@@ -168,15 +176,18 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     counts = count_steps(config, training, flops_and_ops=count_step_flops, graph_bytes=count_graph_bytes)
     for _ in range(config.warmup_steps):
         training.step()
-    timed = time_repeats(config, training, clock=clock, pacer=pacer)
+    # The ceiling's replay runs after the last timed repeat, so that its calls (and their allocations)
+    # cannot change how the timed steps ran, and before the pacer is told, so that no other config is
+    # being timed meanwhile; only where the counters are taken (not in timing-only workers).
+    ceilings: list = []
+    calibrate_ceiling = (lambda: ceilings.append(step_ceiling(training.instrumented_step))) if count_step_flops \
+        else None
+    timed = time_repeats(config, training, clock=clock, pacer=pacer, after_last=calibrate_ceiling)
     # final_loss: the negative ELBO per training example of one more (untimed) step after the repeats,
     # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
     # the noise: a sanity figure, not a converged loss.
     final_loss = float(training.step().loss) if final_step else None
-    # The ceiling's replay runs after the timing, so that its calls (and their allocations) cannot
-    # change how the timed steps ran; only where the counters are taken (not in timing-only workers).
-    ceiling = step_ceiling(training.instrumented_step) if count_step_flops else None
-    row = measured_row(config, training, counts, timed, final_loss, ceiling)
+    row = measured_row(config, training, counts, timed, final_loss, ceilings[0] if ceilings else None)
     steps = [timed.steps_per_repeat] * config.repeats
     return RunResult(row=row, repeats=tuple(zip(timed.seconds, steps)),
                      op_counts=counts.ops.ops if counts.ops else None)

@@ -8,7 +8,9 @@ its default reproduces the plain eager fp32 step with `torch.optim.Adam`'s own c
   backward and Adam, captured once in a CUDA graph and replayed; CUDA only).
 - `precision`: `fp32`; `tf32` (float32 matmuls on TF32 tensor cores; CUDA only, since the CPU has
   no such mode to switch); `bf16` (`torch.autocast` to bfloat16 around the loss; backward follows
-  the forward's dtypes, parameters and Adam stay float32).
+  the forward's dtypes, parameters and Adam stay float32); `bf16_var` (`vmap_lrt` only: the
+  variance path x^2 against sigma^2 in bfloat16, the mean path and everything else float32; CPUs
+  with AVX-512-BF16 or AMX run bfloat16 matmuls at up to twice the float32 rate).
 - `optimizer`: `adam` (torch's default: foreach on CUDA, a loop over tensors on the CPU),
   `adam_loop` (foreach=False), `adam_foreach` (foreach=True), `adam_fused` (fused=True).
 
@@ -29,7 +31,9 @@ from bnn_impls.objective import LossTerms
 from bnn_impls.train_step import make_optimizer, make_train_step
 
 STEP_MODES = ("eager", "compile", "cudagraphs")
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "bf16_var")
+#: The implementations whose layers have a variance path for `bf16_var` to lower.
+VARIANCE_PATH_IMPLS = ("vmap_lrt",)
 OPTIMIZERS = ("adam", "adam_loop", "adam_foreach", "adam_fused")
 
 DEFAULT_STEP_MODE, DEFAULT_PRECISION, DEFAULT_OPTIMIZER = "eager", "fp32", "adam"
@@ -66,6 +70,10 @@ def check_levers(step_mode: str, precision: str, optimizer: str, device: str, *,
 def check_config_levers(config) -> None:
     check_levers(config.step_mode, config.precision, config.optimizer, config.device, dtype=config.dtype,
                  warmup_steps=config.warmup_steps)
+    if config.precision == "bf16_var" and config.impl not in VARIANCE_PATH_IMPLS:
+        raise BnnConfigError(f"--precision bf16_var lowers the local reparameterization's variance path, which "
+                             f"{config.impl} does not have: use it with {', '.join(VARIANCE_PATH_IMPLS)}, or "
+                             "--precision bf16 (autocast of the whole forward)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +116,10 @@ def forward_context(precision: str, device: str) -> Callable[[], contextlib.Abst
     if precision == "bf16":
         device_type = torch.device(device).type
         return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    if precision == "bf16_var":
+        from bnn_impls.vmap_lrt import variance_dtype
+
+        return lambda: variance_dtype(torch.bfloat16)
     return contextlib.nullcontext
 
 

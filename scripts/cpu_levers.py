@@ -1,0 +1,109 @@
+"""Every speed lever of the CPU step, timed in one interleaved run: how far each brings `vmap_lrt`
+(and `vmap_flipout`) towards this machine's matmul ceiling, and what each costs or saves against the
+plain eager fp32 step.
+
+    python3 scripts/cpu_levers.py --out results/cpu/levers-<cpu>-2threads-<date> [--rounds 7] [--threads 2]
+
+One sweep (bench/run/sweep.py) of MNIST S = 10 configs in interleaved rounds with warm workers, so
+machine drift hits every lever alike; then `analyze` (the ceiling table) and levers.md: per lever,
+the median over rounds of its step time over the same implementation's eager fp32 `adam` step in the
+same round, with a 95% bootstrap interval over rounds, beside its distance from the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.contract.config import BenchConfig  # noqa: E402
+
+#: (label, implementation, lever fields); the first of each implementation is its baseline.
+LEVERS = (
+    ("eager fp32 adam", "vmap_lrt", {}),
+    ("adam_fused", "vmap_lrt", {"optimizer": "adam_fused"}),
+    ("adam_foreach", "vmap_lrt", {"optimizer": "adam_foreach"}),
+    ("compile", "vmap_lrt", {"step_mode": "compile"}),
+    ("compile + adam_fused", "vmap_lrt", {"step_mode": "compile", "optimizer": "adam_fused"}),
+    ("bf16 autocast", "vmap_lrt", {"precision": "bf16"}),
+    ("bf16 autocast + adam_fused", "vmap_lrt", {"precision": "bf16", "optimizer": "adam_fused"}),
+    ("bf16_var (variance path)", "vmap_lrt", {"precision": "bf16_var"}),
+    ("bf16_var + adam_fused", "vmap_lrt", {"precision": "bf16_var", "optimizer": "adam_fused"}),
+    ("compile + bf16_var + adam_fused", "vmap_lrt", {"step_mode": "compile", "precision": "bf16_var",
+                                                      "optimizer": "adam_fused"}),
+    ("flush_denormal", "vmap_lrt", {"flush_denormal": True}),
+    ("eager fp32 adam", "vmap_flipout", {}),
+    ("adam_fused", "vmap_flipout", {"optimizer": "adam_fused"}),
+    ("compile + adam_fused", "vmap_flipout", {"step_mode": "compile", "optimizer": "adam_fused"}),
+    ("eager fp32 adam", "sequential", {}),
+    ("eager fp32 adam", "vmap", {}),
+)
+
+
+def configs(args) -> list[BenchConfig]:
+    return [BenchConfig(impl=impl, task="mnist", samples=10, threads=args.threads, steps=args.steps,
+                        repeats=args.rounds, warmup_steps=args.warmup, data_dir=args.data_dir, **fields)
+            for _, impl, fields in LEVERS]
+
+
+def bootstrap(values: list[float], n: int = 4000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
+    return medians[int(0.025 * n)], medians[int(0.975 * n) - 1]
+
+
+def lever_table(out: Path, grid: list[BenchConfig]) -> str:
+    """levers.md: each lever's per-round ratio to its implementation's baseline, and its ceiling."""
+    import pandas as pd
+
+    runs = pd.read_csv(out / "runs.csv").set_index("run_id")
+    reps = pd.read_csv(out / "repeats.csv")
+    reps["step_s"] = reps["seconds"] / reps["steps"]
+    per_round = reps.groupby(["run_id", "round"])["step_s"].median()
+    lines = ["| implementation | lever | step ms | x baseline [95% CI over rounds] | step / ceiling | "
+             "ceiling ms | achieved GFLOP/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    baseline = {}
+    for (label, impl, _), config in zip(LEVERS, grid):
+        baseline.setdefault(impl, config.run_id)
+        row = runs.loc[config.run_id]
+        if row["status"] != "ok":
+            lines.append(f"| {impl} | {label} | {row['status']}: {str(row['error'])[:80]} | | | | |")
+            continue
+        mine, base = per_round.loc[config.run_id], per_round.loc[baseline[impl]]
+        ratios = [mine[r] / base[r] for r in mine.index if r in base.index]
+        lo, hi = bootstrap(ratios)
+        fraction = row.get("fraction_of_ceiling")
+        lines.append(f"| {impl} | {label} | {row['step_s_median'] * 1e3:.1f} | {statistics.median(ratios):.3f} "
+                     f"[{lo:.3f}, {hi:.3f}] | {1 / fraction:.2f}x | {row['ceiling_s_per_step'] * 1e3:.1f} | "
+                     f"{row['achieved_gflops']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    args = parser.parse_args()
+    from bench.cli.cmd_analyze import run_analysis
+    from bench.run.sweep import run_sweep
+
+    out, grid = Path(args.out), configs(args)
+    run_sweep(grid, out, rounds=args.rounds, round_workers="warm", profile=None, argv=sys.argv)
+    run_analysis(out)
+    table = lever_table(out, grid)
+    (out / "levers.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
