@@ -179,15 +179,21 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     # The ceiling's replay runs after the last timed repeat, so that its calls (and their allocations)
     # cannot change how the timed steps ran, and before the pacer is told, so that no other config is
     # being timed meanwhile; only where the counters are taken (not in timing-only workers).
-    ceilings: list = []
-    calibrate_ceiling = (lambda: ceilings.append(step_ceiling(training.instrumented_step))) if count_step_flops \
-        else None
-    timed = time_repeats(config, training, clock=clock, pacer=pacer, after_last=calibrate_ceiling)
-    # final_loss: the negative ELBO per training example of one more (untimed) step after the repeats,
-    # estimated on that step's minibatch and evaluated before its update; one minibatch, one draw of
-    # the noise: a sanity figure, not a converged loss.
-    final_loss = float(training.step().loss) if final_step else None
-    row = measured_row(config, training, counts, timed, final_loss, ceilings[0] if ceilings else None)
+    # The same slot takes the final step: after the pacer is told, the next config's repeat starts, and
+    # a step of this one beside it would slow that repeat.
+    after: dict = {}
+
+    def after_last() -> None:
+        # final_loss: the negative ELBO per training example of one more (untimed) step after the
+        # repeats, estimated on that step's minibatch and evaluated before its update; one minibatch,
+        # one draw of the noise: a sanity figure, not a converged loss.
+        if final_step:
+            after["final_loss"] = float(training.step().loss)
+        if count_step_flops:
+            after["ceiling"] = step_ceiling(training.instrumented_step)
+
+    timed = time_repeats(config, training, clock=clock, pacer=pacer, after_last=after_last)
+    row = measured_row(config, training, counts, timed, after.get("final_loss"), after.get("ceiling"))
     steps = [timed.steps_per_repeat] * config.repeats
     return RunResult(row=row, repeats=tuple(zip(timed.seconds, steps)),
                      op_counts=counts.ops.ops if counts.ops else None)
