@@ -16,6 +16,7 @@ from bench.grid.devices import check_device
 from bench.grid.expand import Axes, expand
 from bench.grid.parse import default_threads, parse_int_list, parse_name_list
 from bnn_impls.init_schemes import INIT_SCHEMES
+from bnn_impls.names import BnnConfigError
 
 DEFAULT_EPOCHS = 20
 
@@ -55,6 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu")
     train.add_argument("--threads", type=positive_int, help=f"torch CPU threads (default {default_threads()})")
     train.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16"))
+    train.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "bf16_var"),
+                       help="the training step's precision lever (docs/measuring.md); evaluation runs in --dtype")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--test-samples", type=positive_int, default=100,
                             help="posterior samples per prediction (default 100)")
@@ -98,7 +101,8 @@ def configs_from_args(args) -> list[BenchConfig]:
     if any(s < 0 for s in init_sigmas) or any(s <= 0 for s in prior_sigmas):
         raise UsageError("--init-sigma must be >= 0 and --prior-sigma > 0")
     common = dict(threads=args.threads or default_threads(), batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
-                  data_dir=args.data_dir, epochs=args.epochs, repeats=1, warmup_steps=0)
+                  data_dir=args.data_dir, epochs=args.epochs, repeats=1, warmup_steps=0,
+                  precision=getattr(args, "precision", "fp32"))
     axes = Axes(impls=impls, tasks=tasks, samples=samples, devices=(args.device,),
                 kls=(args.kl,) if args.kl else None, priors=(args.prior,))
     configs = []
@@ -116,7 +120,14 @@ def configs_from_args(args) -> list[BenchConfig]:
                              f"{BASELINE_TASKS[baseline]} to --task")
     for seed, baseline in itertools.product(seeds, dict.fromkeys(baselines)):
         configs.append(BenchConfig(impl=baseline, task=BASELINE_TASKS[baseline], samples=1, seed=seed,
-                                   device=args.device, prior=args.prior, **common))
+                                   device=args.device, prior=args.prior, **dict(common, precision="fp32")))
+    from bench.training.levers import check_config_levers
+
+    for config in configs:
+        try:
+            check_config_levers(config)
+        except BnnConfigError as e:
+            raise UsageError(str(e)) from None
     return configs
 
 

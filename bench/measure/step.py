@@ -84,11 +84,13 @@ def count_steps(config: BenchConfig, training: Training, *, flops_and_ops: bool 
 
 
 def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: Optional[Pacer] = None,
+                 after_first: Optional[Callable[[], None]] = None,
                  after_last: Optional[Callable[[], None]] = None) -> Timed:
     """`config.repeats` timed blocks of `steps` steps (or whole epochs), paced from outside if asked.
-    `after_last` runs after the last repeat, untimed, but before the pacer hears of that repeat: in
-    interleaved rounds every other config's worker is then waiting, so it runs on a quiet machine and
-    disturbs no one's timing (the ceiling's replay, bench/measure/ceiling.py)."""
+    `after_first` and `after_last` run after the first and the last repeat, untimed, but before the
+    pacer hears of that repeat: in interleaved rounds every other config's worker is then waiting, so
+    they run on a quiet machine and slow no one's repeat. After the first repeat the machine is
+    quietest (every worker started, none yet ending); after the last, nothing timed follows."""
     if config.epochs is not None:
         steps_per_repeat = config.epochs * training.steps_per_epoch
 
@@ -120,6 +122,8 @@ def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: 
             nvml_used.append(nvml.used_bytes())
         else:
             seconds.append(time_block(block, clock=clock))
+        if index == 0 and after_first is not None:
+            after_first()
         if index == config.repeats - 1:
             denormal = gradient_denormal_fraction(training.model)  # the last timed step's, before anything else
             if after_last is not None:
@@ -176,12 +180,16 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     counts = count_steps(config, training, flops_and_ops=count_step_flops, graph_bytes=count_graph_bytes)
     for _ in range(config.warmup_steps):
         training.step()
-    # The ceiling's replay runs after the last timed repeat, so that its calls (and their allocations)
-    # cannot change how the timed steps ran, and before the pacer is told, so that no other config is
-    # being timed meanwhile; only where the counters are taken (not in timing-only workers).
-    # The same slot takes the final step: after the pacer is told, the next config's repeat starts, and
-    # a step of this one beside it would slow that repeat.
+    # The ceiling's replay runs in the first repeat's slot, after its timing and before the pacer is
+    # told: no other config is timed meanwhile, and in interleaved rounds every worker has started and
+    # none is ending (in the last round, finished workers exit beside the next config's repeat, which
+    # scattered replays of one step's calls by 2x). Only where the counters are taken. The final step
+    # takes the last repeat's slot: after the pacer is told, the next config's repeat starts.
     after: dict = {}
+
+    def after_first() -> None:
+        if count_step_flops:
+            after["ceiling"] = step_ceiling(training.instrumented_step)
 
     def after_last() -> None:
         # final_loss: the negative ELBO per training example of one more (untimed) step after the
@@ -189,10 +197,8 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
         # one draw of the noise: a sanity figure, not a converged loss.
         if final_step:
             after["final_loss"] = float(training.step().loss)
-        if count_step_flops:
-            after["ceiling"] = step_ceiling(training.instrumented_step)
 
-    timed = time_repeats(config, training, clock=clock, pacer=pacer, after_last=after_last)
+    timed = time_repeats(config, training, clock=clock, pacer=pacer, after_first=after_first, after_last=after_last)
     row = measured_row(config, training, counts, timed, after.get("final_loss"), after.get("ceiling"))
     steps = [timed.steps_per_repeat] * config.repeats
     return RunResult(row=row, repeats=tuple(zip(timed.seconds, steps)),
