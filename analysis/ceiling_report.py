@@ -61,8 +61,8 @@ def _reference_sentence(meta: dict) -> list[str]:
     parts = [f"{e['gflops']:.0f} GFLOP/s ({e.get('device')}, {e.get('dtype')}, {e.get('threads')} threads)"
              for e in entries]
     n = entries[0].get("n", "?")
-    return [f"For scale, a square {n} x {n} x {n} GEMM ran at " + "; ".join(parts) + " on this machine at the "
-            "start of the sweep (meta.json `ceiling`)."]
+    return [f"For scale, a square {n} x {n} x {n} GEMM ran at " + "; ".join(parts) + " on this machine when "
+            "the sweep's last config had finished (meta.json `ceiling`)."]
 
 
 def denormal_lines(ok: pd.DataFrame) -> list[str]:

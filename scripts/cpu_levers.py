@@ -3,6 +3,10 @@
 plain eager fp32 step.
 
     python3 scripts/cpu_levers.py --out results/cpu/levers-<cpu>-2threads-<date> [--rounds 7] [--threads 2]
+    python3 scripts/cpu_levers.py --set peers --out results/cpu/peers-levers-<cpu>-2threads-<date>
+
+`--set peers`: the peers profile's S = 10 block (our implementations and every peer library
+installed here, `scripts/setup.sh --peers`), plus `vmap_lrt` with the levers that won, in one run.
 
 One sweep (bench/run/sweep.py) of MNIST S = 10 configs in interleaved rounds with warm workers, so
 machine drift hits every lever alike; then `analyze` (the ceiling table) and levers.md: per lever,
@@ -45,10 +49,29 @@ LEVERS = (
 )
 
 
-def configs(args) -> list[BenchConfig]:
+
+def peer_set() -> tuple:
+    from bench.grid.profiles import ALL_IMPLS, importable_peers
+
+    ours = tuple(("eager fp32 adam", impl, {}) for impl in ALL_IMPLS)
+    winners = (("adam_fused", "vmap_lrt", {"optimizer": "adam_fused"}),
+               ("compile + adam_fused", "vmap_lrt", {"step_mode": "compile", "optimizer": "adam_fused"}),
+               ("compile + bf16_var + adam_fused", "vmap_lrt", {"step_mode": "compile", "precision": "bf16_var",
+                                                               "optimizer": "adam_fused"}))
+    # A peer's first row is its own baseline (eager, its own optimizer).
+    peers = tuple(("its own step", impl, {}) for impl in importable_peers())
+    return ours[:1] + tuple(r for r in ours[1:] if r[1] != "vmap_lrt") + (ours[[r[1] for r in ours].index(
+        "vmap_lrt")],) + winners + peers
+
+
+def lever_rows(which: str) -> tuple:
+    return LEVERS if which == "levers" else peer_set()
+
+
+def configs(args, rows) -> list[BenchConfig]:
     return [BenchConfig(impl=impl, task="mnist", samples=10, threads=args.threads, steps=args.steps,
                         repeats=args.rounds, warmup_steps=args.warmup, data_dir=args.data_dir, **fields)
-            for _, impl, fields in LEVERS]
+            for _, impl, fields in rows]
 
 
 def bootstrap(values: list[float], n: int = 4000, seed: int = 0) -> tuple[float, float]:
@@ -57,7 +80,7 @@ def bootstrap(values: list[float], n: int = 4000, seed: int = 0) -> tuple[float,
     return medians[int(0.025 * n)], medians[int(0.975 * n) - 1]
 
 
-def lever_table(out: Path, grid: list[BenchConfig]) -> str:
+def lever_table(out: Path, grid: list[BenchConfig], rows: tuple) -> str:
     """levers.md: each lever's per-round ratio to its implementation's baseline, and its ceiling."""
     import pandas as pd
 
@@ -68,7 +91,7 @@ def lever_table(out: Path, grid: list[BenchConfig]) -> str:
     lines = ["| implementation | lever | step ms | x baseline [95% CI over rounds] | step / ceiling | "
              "ceiling ms | achieved GFLOP/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
     baseline = {}
-    for (label, impl, _), config in zip(LEVERS, grid):
+    for (label, impl, _), config in zip(rows, grid):
         baseline.setdefault(impl, config.run_id)
         row = runs.loc[config.run_id]
         if row["status"] != "ok":
@@ -84,9 +107,36 @@ def lever_table(out: Path, grid: list[BenchConfig]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def against_fastest_peer(out: Path, grid: list[BenchConfig], rows: tuple) -> str:
+    """Each of our rows against the fastest peer (by median step time), per round, with a bootstrap
+    interval over rounds: the peer's time over ours (> 1: ours is faster)."""
+    import pandas as pd
+
+    runs = pd.read_csv(out / "runs.csv").set_index("run_id")
+    reps = pd.read_csv(out / "repeats.csv")
+    reps["step_s"] = reps["seconds"] / reps["steps"]
+    per_round = reps.groupby(["run_id", "round"])["step_s"].median()
+    peers = [c for (label, _, _), c in zip(rows, grid) if label == "its own step"
+             and runs.loc[c.run_id, "status"] == "ok"]
+    if not peers:
+        return "no peer library ran\n"
+    fastest = min(peers, key=lambda c: runs.loc[c.run_id, "step_s_median"])
+    lines = [f"Fastest peer: {fastest.impl} ({runs.loc[fastest.run_id, 'step_s_median'] * 1e3:.1f} ms/step).", "",
+             "| implementation | lever | fastest peer's time / ours [95% CI over rounds] |", "| --- | --- | --- |"]
+    for (label, impl, _), config in zip(rows, grid):
+        if label == "its own step" or runs.loc[config.run_id, "status"] != "ok":
+            continue
+        mine, theirs = per_round.loc[config.run_id], per_round.loc[fastest.run_id]
+        ratios = [theirs[r] / mine[r] for r in mine.index if r in theirs.index]
+        lo, hi = bootstrap(ratios)
+        lines.append(f"| {impl} | {label} | {statistics.median(ratios):.2f}x [{lo:.2f}, {hi:.2f}] |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--set", choices=("levers", "peers"), default="levers")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=5)
@@ -96,10 +146,13 @@ def main() -> int:
     from bench.cli.cmd_analyze import run_analysis
     from bench.run.sweep import run_sweep
 
-    out, grid = Path(args.out), configs(args)
+    rows = lever_rows(args.set)
+    out, grid = Path(args.out), configs(args, rows)
     run_sweep(grid, out, rounds=args.rounds, round_workers="warm", profile=None, argv=sys.argv)
     run_analysis(out)
-    table = lever_table(out, grid)
+    table = lever_table(out, grid, rows)
+    if args.set == "peers":
+        table += "\n" + against_fastest_peer(out, grid, rows)
     (out / "levers.md").write_text(table)
     print(table)
     return 0

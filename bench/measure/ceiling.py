@@ -200,8 +200,8 @@ def reference_gemm_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, dev
 
 
 def calibration_meta(configs) -> dict:
-    """meta.json's `ceiling` entry, measured once per sweep: how per-row ceilings are taken, and this
-    machine's square-GEMM rate at each (device, dtype, threads) the grid runs at, so two machines'
+    """meta.json's `ceiling` entry, measured once per sweep (at its end): how per-row ceilings are
+    taken, and this machine's square-GEMM rate at each (device, dtype, threads) the grid runs at, so two machines'
     ceilings can be told apart at a glance. The process's thread count is restored afterwards."""
     from bench.measure.numerics import flush_denormal_in_force
 
@@ -220,7 +220,7 @@ def calibration_meta(configs) -> dict:
     finally:
         torch.set_num_threads(threads_before)
     return {"method": METHOD, "reference_gemm": reference,
-            "flush_denormal_at_start": flush_denormal_in_force()}
+            "flush_denormal_in_sweep_process": flush_denormal_in_force()}
 
 
 #: The square GEMM of meta.json's reference rate.

@@ -64,13 +64,16 @@ def sweep_session(configs: Sequence[BenchConfig], out_dir, *, resume: bool, prof
                                                         enabled=progress))
     if rounds is not None:
         session.meta = writer.record_rounds(meta, rounds=rounds, seed=round_seed, workers=round_workers)
-    # The machine's matmul rate at the grid's settings, measured once here (bench/measure/ceiling.py);
-    # each row's own ceiling is measured by its worker at the step's shapes.
-    session.meta = dict(session.meta, ceiling=calibration_meta(todo), **(extra_meta or {}))
+    session.meta = dict(session.meta, **(extra_meta or {}))
     interrupted = True
     try:
         yield session
         interrupted = False
+        # The machine's matmul rate at the grid's settings, measured once (bench/measure/ceiling.py),
+        # at the end: at the start a torch-preloading fork server and the first workers start beside
+        # it (two runs of one grid read 104 and 194 GFLOP/s). Each row's own ceiling is measured by
+        # its worker at the step's shapes.
+        session.meta = dict(session.meta, ceiling=calibration_meta(configs))
     finally:
         session.bar.close()
         writer.finish_meta(session.meta, interrupted=interrupted)
