@@ -1,11 +1,17 @@
 """Where a config's time or counters changed along a history (docs/history.md): pure functions of the
 rows of history.csv (bench/contract/history_store.py) and of each commit's operator counts.
 
-A time step at commit k: ratio_k / ratio_(k-1), each ratio the commit's time over the reference's in
-the same rounds, moved beyond the threshold (default the gate's paired threshold, 5%) with a 95%
-interval that excludes 1. The interval bootstraps both commits' per-round ratios (each commit's rounds
-resampled, analysis/compare_stats.py `change_of_round_ratios`) and the verdict is the gate's rule with
-the two-sided alpha of its paired row. A counter change: any of FLOPs, ATen operators, graph bytes or
+A time step at commit k: the level of commit/reference from k on moved from the level before k beyond
+the threshold (default the gate's paired threshold, 5%) with a 95% interval that excludes 1. A level
+is the per-round ratios of up to `WINDOW` commits pooled: before k (k-2, k-1) and from k (k, k+1).
+One commit against the previous one is not enough: each commit's side runs in its own worker
+processes, which differ from another process of the same code by a few percent for their whole life,
+and on this repository's own history one commit that changed only `analysis/` read 2.3% slow and the
+next 3.3% fast: a "step" of -5.5% [-10.1%, -1.8%] between them. A real step persists, so pooling the
+commits on each side keeps it and averages the process bias out. Neighbouring positions that both
+see one step (the window straddles it) report it once, where the change is largest. The interval
+bootstraps both sides' per-round ratios (analysis/compare_stats.py `change_of_round_ratios`) and the
+verdict is the gate's rule with the two-sided alpha of its paired row. A counter change: any of FLOPs, ATen operators, graph bytes or
 allocated bytes per step differs between consecutive commits that both ran (exact counts), the
 operators whose counts changed named.
 """
@@ -23,6 +29,8 @@ from bench.contract.history_store import HISTORY_COUNTERS, parse_round_ratios
 
 DEFAULT_THRESHOLD = 0.05  # the gate's paired threshold (check --paired-threshold)
 DEFAULT_ALPHA = 0.05
+#: Commits pooled on each side of a candidate step.
+WINDOW = 2
 
 
 @dataclass(frozen=True)
@@ -72,23 +80,38 @@ def _by_config(rows: Sequence[dict]) -> dict[str, list[dict]]:
 
 
 def time_steps(rows: Sequence[dict], *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-               seed: int = 0) -> list[TimeStep]:
-    """Every time step of every config, comparing each `ok` commit with the previous `ok` one."""
+               seed: int = 0, window: int = WINDOW) -> list[TimeStep]:
+    """Every time step of every config: at each `ok` commit, the pooled per-round ratios of up to
+    `window` `ok` commits from it on against those of up to `window` before it; of adjacent positions
+    that both see a step in the same direction, the one with the largest change."""
     rng = np.random.default_rng(seed)
     found = []
     for run_id, group in _by_config(rows).items():
-        previous = None
-        for row in group:
-            if row["status"] != "ok" or not row.get("round_ratios"):
-                continue
-            if previous is not None:
-                step = step_between(parse_round_ratios(previous["round_ratios"]),
-                                    parse_round_ratios(row["round_ratios"]), threshold=threshold, alpha=alpha, rng=rng)
-                if step is not None:
-                    found.append(TimeStep(run_id, row["config"], int(row["position"]), row["commit"],
-                                          previous["commit"], step[0], step[1]))
-            previous = row
+        ok = [r for r in group if r["status"] == "ok" and r.get("round_ratios")]
+        ratios = [parse_round_ratios(r["round_ratios"]) for r in ok]
+        candidates = []
+        for i in range(1, len(ok)):
+            before = [x for rs in ratios[max(0, i - window):i] for x in rs]
+            after = [x for rs in ratios[i:i + window] for x in rs]
+            step = step_between(before, after, threshold=threshold, alpha=alpha, rng=rng)
+            if step is not None:
+                candidates.append((i, TimeStep(run_id, ok[i]["config"], int(ok[i]["position"]), ok[i]["commit"],
+                                               ok[i - 1]["commit"], step[0], step[1])))
+        found += _strongest_of_runs(candidates)
     return found
+
+
+def _strongest_of_runs(candidates: list) -> list[TimeStep]:
+    """Of consecutive candidate positions with the same direction, the one whose change is largest."""
+    kept, run = [], []
+    for index, step in candidates:
+        if run and (index != run[-1][0] + 1 or step.direction != run[-1][1].direction):
+            kept.append(max(run, key=lambda c: abs(np.log(c[1].change.point)))[1])
+            run = []
+        run.append((index, step))
+    if run:
+        kept.append(max(run, key=lambda c: abs(np.log(c[1].change.point)))[1])
+    return kept
 
 
 def _counters(row: dict) -> dict:
@@ -118,7 +141,7 @@ def counter_steps(rows: Sequence[dict], ops_of: Callable[[dict], dict]) -> list[
 
 def describe_time_step(step: TimeStep) -> str:
     ch = step.change
-    return (f"{step.config}: {step.direction} at {step.commit[:12]} (vs {step.previous[:12]}): "
+    return (f"{step.config}: {step.direction} from {step.commit[:12]} on (after {step.previous[:12]}): "
             f"{ch.point - 1:+.1%} [{ch.low - 1:+.1%}, {ch.high - 1:+.1%}]")
 
 

@@ -95,9 +95,10 @@ def history_markdown(rows: Sequence[dict], steps: Sequence[TimeStep], counters: 
     commits = sorted({(int(r["position"]), r["commit"]) for r in rows})
     lines = ["# Performance history", "",
              f"{len(commits)} commit(s), each timed beside the reference commit `{reference[:12]}`'s code in the "
-             "same interleaved rounds (`run_bench.py history`). A time step: the ratio to the reference moved "
-             f"beyond {threshold:.0%} from the previous commit, with a 95% interval excluding no change; a counter "
-             "change: FLOPs, ATen operators, graph or allocated bytes per step differ.", ""]
+             "same interleaved rounds (`run_bench.py history`). A time step: the ratio to the reference, pooled over "
+             f"the commit and the next one, moved beyond {threshold:.0%} from the two commits before, with a 95% "
+             "interval excluding no change; a counter change: FLOPs, ATen operators, graph or allocated bytes per "
+             "step differ.", ""]
     summary = [describe_time_step(s) for s in steps] + [describe_counter_step(s) for s in counters]
     lines += ["## Changes found", ""] + ([f"- {_cell(t)}" for t in summary] or ["None."]) + [""]
     order = list(dict.fromkeys(r["run_id"] for r in sorted(rows, key=lambda r: int(r["position"]))))

@@ -92,6 +92,16 @@ def test_a_planted_step_is_found_at_its_commit_and_nowhere_else():
     assert [(s.position, s.direction) for s in faster] == [(2, "faster")]
 
 
+def test_a_step_at_the_last_commit_is_found_and_one_odd_commit_is_not_a_step():
+    last = time_steps(_history_rows([1.0, 1.0, 1.0, 1.0, 1.12]))
+    assert [(s.position, s.direction) for s in last] == [(4, "slower")]
+    # This repository's own history (results/cpu/history-main-epyc-20261204): one commit's process
+    # read 2.3% slow and the next one's 3.3% fast; compared one to one, a "step" of -5.5%.
+    odd = _history_rows([1.004, 0.983, 1.023, 0.967, 0.991, 1.003, 1.035, 0.994], noise=0.012)
+    one_to_one = time_steps(odd, window=1)
+    assert [s.position for s in one_to_one] and time_steps(odd) == []
+
+
 def test_noise_within_the_threshold_is_not_a_step():
     assert time_steps(_history_rows([1.0, 1.02, 0.99, 1.03, 1.0, 0.98], noise=0.01)) == []
 

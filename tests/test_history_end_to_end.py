@@ -78,7 +78,7 @@ def test_history_finds_the_planted_step_and_resume_times_nothing_again(tmp_path)
     assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}
     vmap = {int(r["position"]): float(r["ratio"]) for r in rows if r["impl"] == "vmap"}
     assert vmap == pytest.approx({0: 1.0, 1: 1.0, 2: 1.5, 3: 1.5})
-    assert f"slower at {commits[2][:12]}" in printed and printed.count("slower at") == 1
+    assert f"slower from {commits[2][:12]} on" in printed and printed.count("slower from") == 1
     assert (out / "history.md").is_file() and list((out / "figures").glob("*.svg"))
     assert (out / "commits" / commits[2][:12] / "base" / "runs.csv").is_file()
 
