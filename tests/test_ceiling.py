@@ -184,7 +184,7 @@ def test_the_ceiling_is_replayed_in_the_first_repeats_slot(monkeypatch):
     import bench.measure.step as step
 
     events = []
-    monkeypatch.setattr(step, "step_ceiling", lambda fn: events.append("ceiling"))
+    monkeypatch.setattr(step, "calibrate_calls", lambda calls: events.append("ceiling"))
 
     class Pacer:
         def before_repeat(self, index):

@@ -169,11 +169,18 @@ def calibrate(calls: list[tuple[Call, int]], *, timer: Callable[[Call], float] =
     return Ceiling(seconds=seconds, flops=flops, distinct_calls=len(calls), calls=sum(c for _, c in calls))
 
 
-def step_ceiling(step: Callable[[], object]) -> Optional[Ceiling]:
-    """Record one run of `step`, then calibrate its calls (None: the step has no GEMM or conv, or
-    a call could not be replayed, which leaves the columns empty rather than failing the run)."""
+def record_step_calls(step: Callable[[], object]) -> Optional[list[tuple[Call, int]]]:
+    """`record_calls`, or None where the step cannot be recorded (the columns stay empty; the run goes on)."""
     try:
-        return calibrate(record_calls(step))
+        return record_calls(step)
+    except (RuntimeError, TypeError, ValueError):
+        return None
+
+
+def calibrate_calls(calls: list[tuple[Call, int]]) -> Optional[Ceiling]:
+    """`calibrate`, or None where a call cannot be replayed (the columns stay empty; the run goes on)."""
+    try:
+        return calibrate(calls)
     except (RuntimeError, TypeError, ValueError):
         return None
 

@@ -20,7 +20,7 @@ import torch
 from bench.contract.config import BenchConfig
 from bench.contract.records import RunResult, config_columns
 from bench.contract.schema import RUNS_COLUMNS
-from bench.measure.ceiling import Ceiling, ceiling_columns, step_ceiling
+from bench.measure.ceiling import Ceiling, calibrate_calls, ceiling_columns, record_step_calls
 from bench.measure.counters import Instructions, OpCounts, count_instructions, count_ops
 from bench.measure.flops import count_flops
 from bench.measure.gpu_peaks import throughput_columns
@@ -51,6 +51,7 @@ class Counts:
     flops: Optional[int] = None
     ops: Optional[OpCounts] = None
     instructions: Optional[Instructions] = None
+    gemm_calls: Optional[list] = None  # the step's GEMM/conv calls, replayed for the ceiling (ceiling.py)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def count_steps(config: BenchConfig, training: Training, *, flops_and_ops: bool 
     flops = count_flops(training.instrumented_step) if flops_and_ops else None
     ops = count_ops(training.instrumented_step) if flops_and_ops else None
     instructions = count_instructions(config) if config.count_instructions else None
-    return Counts(graph, flops, ops, instructions)
+    calls = record_step_calls(training.instrumented_step) if flops_and_ops else None
+    return Counts(graph, flops, ops, instructions, calls)
 
 
 def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: Optional[Pacer] = None,
@@ -180,16 +182,17 @@ def measure(config: BenchConfig, *, clock: Optional[Callable[[], float]] = None,
     counts = count_steps(config, training, flops_and_ops=count_step_flops, graph_bytes=count_graph_bytes)
     for _ in range(config.warmup_steps):
         training.step()
-    # The ceiling's replay runs in the first repeat's slot, after its timing and before the pacer is
-    # told: no other config is timed meanwhile, and in interleaved rounds every worker has started and
-    # none is ending (in the last round, finished workers exit beside the next config's repeat, which
-    # scattered replays of one step's calls by 2x). Only where the counters are taken. The final step
-    # takes the last repeat's slot: after the pacer is told, the next config's repeat starts.
+    # The ceiling's replay (of the calls the counting steps recorded: no training step is taken) runs
+    # in the first repeat's slot, after its timing and before the pacer is told: no other config is
+    # timed meanwhile, and in interleaved rounds every worker has started and none is ending (in the
+    # last round, finished workers exit beside the next config's repeat, which scattered replays of
+    # one step's calls by 2x). The final step takes the last repeat's slot: after the pacer is told,
+    # the next config's repeat starts.
     after: dict = {}
 
     def after_first() -> None:
-        if count_step_flops:
-            after["ceiling"] = step_ceiling(training.instrumented_step)
+        if counts.gemm_calls is not None:
+            after["ceiling"] = calibrate_calls(counts.gemm_calls)
 
     def after_last() -> None:
         # final_loss: the negative ELBO per training example of one more (untimed) step after the
