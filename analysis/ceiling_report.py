@@ -88,8 +88,8 @@ def ceiling_section(ok: pd.DataFrame, meta: dict, table_fn: Callable) -> list[st
         return lines
     head = ["", "## Distance from the matmul ceiling", "",
             "The ceiling of a step is its own GEMM and convolution calls, each replayed alone at its recorded "
-            "shapes, dtype and threads on this machine after the timing (bench/measure/ceiling.py): what the "
-            "step would take if it did nothing else. `step / ceiling` is the measured step over that time; "
+            "shapes, dtype and threads on this machine, untimed and while no other config was timed "
+            "(bench/measure/ceiling.py): what the step would take if it did nothing else. `step / ceiling` is the measured step over that time; "
             "the rest is sampling, elementwise work, the optimizer and Python (the time split below). At each "
             "task's largest S; every row's columns are in runs.csv.", ""]
     return head + [table_fn(table), ""] + _reference_sentence(meta) + lines
@@ -156,14 +156,14 @@ def time_split_figure(split: pd.DataFrame, out_dir: Path, save: Callable) -> lis
     import matplotlib.pyplot as plt
 
     labels = [f"{r.task} {r.impl} S={int(r.samples)}" for r in split.itertuples()]
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(split) + 1.6))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(split) + 2.0))
     left = pd.Series(0.0, index=split.index)
     for part in TIME_SPLIT_PARTS:
         ax.barh(labels, split[part], left=left, color=PART_COLORS[part], label=PART_LABELS[part])
         left = left + split[part]
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds per step (profiled)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("Where a step's time goes", fontsize=10)
     return save(fig, out_dir, "time_split")
