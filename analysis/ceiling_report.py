@@ -89,8 +89,9 @@ def ceiling_section(ok: pd.DataFrame, meta: dict, table_fn: Callable) -> list[st
     head = ["", "## Distance from the matmul ceiling", "",
             "The ceiling of a step is its own GEMM and convolution calls, each replayed alone at its recorded "
             "shapes, dtype and threads on this machine, untimed and while no other config was timed "
-            "(bench/measure/ceiling.py): what the step would take if it did nothing else. `step / ceiling` is the measured step over that time; "
-            "the rest is sampling, elementwise work, the optimizer and Python (the time split below). At each "
+            "(bench/measure/ceiling.py): what the step would take if it did nothing else. `step / ceiling` is "
+            "the measured step over that time; the rest is sampling, elementwise work, the optimizer and "
+            "Python (the time split below). At each "
             "task's largest S; every row's columns are in runs.csv.", ""]
     return head + [table_fn(table), ""] + _reference_sentence(meta) + lines
 

@@ -11,9 +11,10 @@ next 3.3% fast: a "step" of -5.5% [-10.1%, -1.8%] between them. A real step pers
 commits on each side keeps it and averages the process bias out. Neighbouring positions that both
 see one step (the window straddles it) report it once, where the change is largest. The interval
 bootstraps both sides' per-round ratios (analysis/compare_stats.py `change_of_round_ratios`) and the
-verdict is the gate's rule with the two-sided alpha of its paired row. A counter change: any of FLOPs, ATen operators, graph bytes or
-allocated bytes per step differs between consecutive commits that both ran (exact counts), the
-operators whose counts changed named.
+verdict is the gate's rule with the two-sided alpha of its paired row.
+
+A counter change: any of FLOPs, ATen operators, graph bytes or allocated bytes per step differs
+between consecutive commits that both ran (exact counts), the operators whose counts changed named.
 """
 
 from __future__ import annotations
