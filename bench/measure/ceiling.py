@@ -19,12 +19,12 @@ can reach, which is what a ceiling is for.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry
 
 #: How each distinct call is timed: one untimed call, then this many blocks of back-to-back calls,
@@ -35,6 +35,8 @@ BLOCKS = 5
 MIN_BLOCK_S = 0.004
 #: Never more calls than this in one block (tiny GEMMs would otherwise loop for long).
 MAX_CALLS_PER_BLOCK = 200
+#: The square GEMM of meta.json's reference rate.
+REFERENCE_N = 1024
 
 METHOD = (f"each distinct GEMM/convolution call of one instrumented step (the operators torch's FLOP counter "
           f"counts, at their recorded shapes, strides and dtypes) replayed alone on random tensors in this "
@@ -90,7 +92,7 @@ class _Recorder(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self.calls: dict = {}  # key -> [Call, count]
+        self.calls: Counter = Counter()  # Call -> how many times the step made it
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -98,11 +100,8 @@ class _Recorder(TorchDispatchMode):
         out = func(*args, **kwargs)
         if packet in flop_registry:
             flops = int(flop_registry[packet](*args, **kwargs, out_val=out))
-            call = Call(func, tuple(_spec(a) for a in args), tuple(sorted((k, _spec(v)) for k, v in kwargs.items())),
-                        flops)
-            key = (str(func), call.args, call.kwargs)
-            entry = self.calls.setdefault(key, [call, 0])
-            entry[1] += 1
+            self.calls[Call(func, tuple(_spec(a) for a in args),
+                            tuple(sorted((k, _spec(v)) for k, v in kwargs.items())), flops)] += 1
         return out
 
 
@@ -111,7 +110,7 @@ def record_calls(step: Callable[[], object]) -> list[tuple[Call, int]]:
     recorder = _Recorder()
     with recorder:
         step()
-    return [(call, count) for call, count in recorder.calls.values()]
+    return list(recorder.calls.items())
 
 
 def _materialize(value, generator: torch.Generator):
@@ -138,7 +137,7 @@ def _sync(device: str) -> None:
 def time_call(call: Call, *, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds of one call of `call` replayed alone, warm: the fastest of `BLOCKS` blocks."""
     generator = torch.Generator().manual_seed(0)
-    args = tree_map(lambda v: _materialize(v, generator), call.args)
+    args = [_materialize(v, generator) for v in call.args]
     kwargs = {k: _materialize(v, generator) for k, v in call.kwargs}
     devices = [v.device for v in (*call.args, *(v for _, v in call.kwargs)) if isinstance(v, TensorSpec)]
     device = devices[0] if devices else "cpu"
@@ -208,8 +207,8 @@ def reference_gemm_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, dev
 
 def calibration_meta(configs) -> dict:
     """meta.json's `ceiling` entry, measured once per sweep (at its end): how per-row ceilings are
-    taken, and this machine's square-GEMM rate at each (device, dtype, threads) the grid runs at, so two machines'
-    ceilings can be told apart at a glance. The process's thread count is restored afterwards."""
+    taken, and this machine's square-GEMM rate at each (device, dtype, threads) the grid runs at, so
+    two machines' ceilings can be told apart at a glance. The process's thread count is restored afterwards."""
     from bench.measure.numerics import flush_denormal_in_force
 
     threads_before = torch.get_num_threads()
@@ -228,7 +227,3 @@ def calibration_meta(configs) -> dict:
         torch.set_num_threads(threads_before)
     return {"method": METHOD, "reference_gemm": reference,
             "flush_denormal_in_sweep_process": flush_denormal_in_force()}
-
-
-#: The square GEMM of meta.json's reference rate.
-REFERENCE_N = 1024
