@@ -13,8 +13,9 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from bench.contract.errors import AnalysisInputError
+from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE, TIME_SPLIT_PARTS
+from bench.contract.store import check_numeric, read_csv_table
 
 #: A row's gradients count as "on denormals" from this share of denormal elements up.
 DENORMAL_SHARE = 1e-4
@@ -97,29 +98,27 @@ def ceiling_section(ok: pd.DataFrame, meta: dict, table_fn: Callable) -> list[st
 
 
 def read_time_split(directories) -> pd.DataFrame:
-    """The time-split rows of the given results directories (none: an empty frame). The file is data:
-    a row whose numbers do not parse is an error naming the file, not a guess."""
+    """The time-split rows of the given results directories (none: an empty frame). The file is data,
+    read and checked line by line by the store (bench/contract/store.py), as runs.csv is: a row whose
+    numbers are missing or do not parse is an error naming the file, line and column, not a guess."""
+    numeric = ("wall_ms_per_step", *TIME_SPLIT_PARTS, "samples")
     frames = []
     for directory in directories:
         path = Path(directory) / TIME_SPLIT_FILE
-        if not path.is_file():
-            continue
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise AnalysisInputError(f"{path} is not readable as CSV ({' '.join(str(e).split())}): move it away "
-                                     "or profile again") from None
-        missing = [c for c in TIME_SPLIT_COLUMNS if c not in frame.columns]
-        if missing:
-            raise AnalysisInputError(f"{path} lacks column(s) {', '.join(missing)}: move it away or profile again")
-        for column in ("wall_ms_per_step", *TIME_SPLIT_PARTS, "samples"):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            if values.isna().any():
-                line = int(values.isna().to_numpy().argmax()) + 2
-                raise AnalysisInputError(f"{path} line {line}: {column} is not a number: move the file away or "
-                                         "profile again")
-            frame[column] = values
-        frames.append(frame)
+            rows = read_csv_table(path, TIME_SPLIT_COLUMNS)
+            check_numeric(path, rows, numeric)
+        except UsageError as e:
+            raise AnalysisInputError(str(e)) from None
+        for number, row in enumerate(rows, start=2):
+            empty = next((c for c in numeric if not row[c]), None)
+            if empty:
+                raise AnalysisInputError(f"{path} line {number}: {empty} is empty: move the file away or profile "
+                                         "again")
+        if rows:
+            frame = pd.DataFrame(rows, columns=list(TIME_SPLIT_COLUMNS))
+            frame[list(numeric)] = frame[list(numeric)].apply(pd.to_numeric)  # checked above
+            frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=list(TIME_SPLIT_COLUMNS))
     # The same config profiled twice: the last row counts.
@@ -131,8 +130,7 @@ def time_split_table(split: pd.DataFrame) -> pd.DataFrame:
                           "threads": split["threads"], "wall ms": split["wall_ms_per_step"]})
     for part in TIME_SPLIT_PARTS:
         table[PART_LABELS[part]] = split[part]
-    for part in ("matmul_conv_ms",):
-        table["matmul share"] = split[part] / split["wall_ms_per_step"]
+    table["matmul share"] = split["matmul_conv_ms"] / split["wall_ms_per_step"]
     return table
 
 

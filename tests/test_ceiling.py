@@ -174,7 +174,11 @@ def test_time_split_is_read_and_rendered(tmp_path):
 
 def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
     _write_split(tmp_path, wall="__import__('os')")
-    with pytest.raises(AnalysisInputError, match=r"time_split.csv line 2: wall_ms_per_step is not a number"):
+    with pytest.raises(AnalysisInputError,
+                       match=r"time_split.csv line 2 is corrupt \(column wall_ms_per_step: .* is not a number\)"):
+        read_time_split([tmp_path])
+    _write_split(tmp_path, wall="")
+    with pytest.raises(AnalysisInputError, match=r"time_split.csv line 2: wall_ms_per_step is empty"):
         read_time_split([tmp_path])
 
 
