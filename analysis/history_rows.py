@@ -13,10 +13,7 @@ import numpy as np
 from analysis.compare import paired_change
 from analysis.compare_stats import Change, round_ratios, verdict
 from analysis.side import config_label, side_from_results_dir
-from bench.contract.history_store import format_round_ratios
-
-#: Counters copied from the commit's own row (its code's counts; the reference's are in base/).
-COUNTER_COLUMNS = ("flops_per_step", "aten_ops_per_step", "graph_bytes", "alloc_bytes_per_step")
+from bench.contract.history_store import HISTORY_COUNTERS, format_round_ratios
 
 
 def _cell(value):
@@ -45,6 +42,12 @@ def commit_rows(results_dir: Path, common: dict, configs: Sequence[dict], *, out
                 seed: int = 0) -> list[dict]:
     """One row per config (`configs`: dicts with run_id, impl, task, samples, device, ...; `common`: the
     commit's fields: position, commit, subject, commit_date, reference)."""
+    return [row for row, _ in _rows_and_changes(results_dir, common, configs, out_dir=out_dir, seed=seed)]
+
+
+def _rows_and_changes(results_dir: Path, common: dict, configs: Sequence[dict], *, out_dir: Optional[Path],
+                      seed: int) -> list[tuple[dict, Optional[Change]]]:
+    """`commit_rows`' rows, each with its paired change (None where the row is not `ok`)."""
     results_dir = Path(results_dir)
     cand = side_from_results_dir(results_dir)
     base = side_from_results_dir(results_dir / "base") if (results_dir / "base" / "runs.csv").is_file() else None
@@ -57,29 +60,31 @@ def commit_rows(results_dir: Path, common: dict, configs: Sequence[dict], *, out
         row = dict(common, **_config_fields(config), results_dir=relative)
         label = by_run.get(config["run_id"])
         if label is None:
-            rows.append(dict(row, status="failed", reason="no row: the run was interrupted"))
+            rows.append((dict(row, status="failed", reason="no row: the run was interrupted"), None))
             continue
         row["config"] = label  # as check labels it (the estimator resolved)
         mine = cand.configs.loc[label]
-        row.update({c: _cell(mine.get(c)) for c in COUNTER_COLUMNS})
+        row.update({c: _cell(mine.get(c)) for c in HISTORY_COUNTERS})  # the commit's own counts
         if mine["status"] != "ok" or label not in cand.times:
-            rows.append(dict(row, status="failed", reason=f"{mine['status']}: {_cell(mine.get('error')) or ''}"))
+            rows.append((dict(row, status="failed", reason=f"{mine['status']}: {_cell(mine.get('error')) or ''}"),
+                         None))
             continue
         row["step_s_median"] = float(np.median(cand.times[label]))
         base_label = base_by_run.get(config["run_id"])
         if base_label is None or base.configs.loc[base_label, "status"] != "ok" or base_label not in base.times:
             why = "no row" if base_label is None else (f"{base.configs.loc[base_label, 'status']}: "
                                                        f"{_cell(base.configs.loc[base_label].get('error')) or ''}")
-            rows.append(dict(row, status="base_failed", reason=f"the reference's code did not run it ({why})"))
+            rows.append((dict(row, status="base_failed", reason=f"the reference's code did not run it ({why})"), None))
             continue
         row["reference_step_s_median"] = float(np.median(base.times[base_label]))
         change = paired_change(cand, base, label, rng) if base_label == label else None
         if change is None:
-            rows.append(dict(row, status="base_failed", reason="no common rounds with the reference's code"))
+            rows.append((dict(row, status="base_failed", reason="no common rounds with the reference's code"), None))
             continue
         per_round = round_ratios(cand.times[label], cand.rounds[label], base.times[label], base.rounds[label])
-        rows.append(dict(row, status="ok", reason="", ratio=change.point, ratio_low=change.low,
-                         ratio_high=change.high, rounds=len(per_round), round_ratios=format_round_ratios(per_round)))
+        rows.append((dict(row, status="ok", reason="", ratio=change.point, ratio_low=change.low,
+                          ratio_high=change.high, rounds=len(per_round), round_ratios=format_round_ratios(per_round)),
+                     change))
     return rows
 
 
@@ -87,12 +92,8 @@ def paired_verdict(results_dir: Path, run_id: str, *, threshold: float, alpha: f
                    seed: int = 0) -> tuple[Optional[Change], str, str]:
     """(change, verdict, detail) of one config of a paired results directory, by the gate's rule for its
     `time / base code` row (two-sided: alpha / 2 a side); change None where it has no pairs (detail: why)."""
-    results_dir = Path(results_dir)
-    rows = commit_rows(results_dir, {}, [{"run_id": run_id, "impl": "", "task": "", "samples": 1, "device": ""}],
-                       seed=seed)
-    if rows[0]["status"] != "ok":
-        return None, "skip", f"{rows[0]['status']}: {rows[0].get('reason', '')}"[:300]
-    cand = side_from_results_dir(results_dir)
-    base = side_from_results_dir(results_dir / "base")
-    change = paired_change(cand, base, rows[0]["config"], np.random.default_rng(seed))
-    return change, verdict(change, threshold, alpha / 2), f"{rows[0]['rounds']} rounds"
+    ((row, change),) = _rows_and_changes(Path(results_dir), {}, [{"run_id": run_id, "impl": "", "task": "",
+                                                                  "samples": 1, "device": ""}], out_dir=None, seed=seed)
+    if change is None:
+        return None, "skip", f"{row['status']}: {row.get('reason', '')}"[:300]
+    return change, verdict(change, threshold, alpha / 2), f"{row['rounds']} rounds"
