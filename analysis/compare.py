@@ -171,7 +171,8 @@ def _op_text(changes, limit: int = 4) -> str:
     return text + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")
 
 
-def _num(value) -> float | None:
+def number_or_none(value) -> float | None:
+    """`value` as a float; None where it is missing, not a number, or NaN (a CSV cell, a pandas value)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -288,7 +289,7 @@ def _counter_rows(out: _Rows, label, base: Side, cand: Side, b_row, c_row, limit
     """Deterministic counters: exact, so judged tightly, where both sides ran the same torch."""
     same_torch = str(b_row.get("torch_version")) == str(c_row.get("torch_version"))
     for col, name, unit, unit_name in COUNTERS:
-        vb, vc = _num(b_row.get(col)), _num(c_row.get(col))
+        vb, vc = number_or_none(b_row.get(col)), number_or_none(c_row.get(col))
         if vb is None or vc is None or vb <= 0:
             continue
         growth = vc / vb
@@ -296,7 +297,7 @@ def _counter_rows(out: _Rows, label, base: Side, cand: Side, b_row, c_row, limit
              "improved" if growth < 1 / (1 + limits.counter) else "ok") if same_torch else "info"
         out.add(label, name, f"{vb / unit:.4g} {unit_name}", f"{vc / unit:.4g} {unit_name}", pct(growth), v, growth,
                 limit=limits.counter, detail="" if same_torch else "different torch versions")
-    vb, vc = _num(b_row.get("aten_ops_per_step")), _num(c_row.get("aten_ops_per_step"))
+    vb, vc = number_or_none(b_row.get("aten_ops_per_step")), number_or_none(c_row.get("aten_ops_per_step"))
     if vb is None or vc is None or vb <= 0:
         return
     changes = op_changes(base.ops.get(label, {}), cand.ops.get(label, {}))

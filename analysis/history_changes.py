@@ -24,9 +24,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from analysis.compare import op_changes
+from analysis.compare import number_or_none, op_changes
 from analysis.compare_stats import Change, change_of_round_ratios, verdict
 from bench.contract.history_store import HISTORY_COUNTERS, parse_round_ratios
+from bench.contract.records import RunResult
 
 DEFAULT_THRESHOLD = 0.05  # the gate's paired threshold (check --paired-threshold)
 DEFAULT_ALPHA = 0.05
@@ -138,6 +139,19 @@ def counter_steps(rows: Sequence[dict], ops_of: Callable[[dict], dict]) -> list[
                                              previous["commit"], changed, operators))
             previous = row
     return found
+
+
+def counters_grew(good: RunResult, other: RunResult, counter_threshold: float = 0.01) -> list[str]:
+    """How `other`'s deterministic counters grew over `good`'s, in words, for `bisect` (empty: they did
+    not): every operator whose count changed, by name, where any grew; FLOPs per step beyond
+    `counter_threshold`, as the gate judges."""
+    changes = sorted(op_changes(good.op_counts or {}, other.op_counts or {}))
+    grown = [f"{name} {change:+d}" for name, change in changes] if any(d > 0 for _, d in changes) else []
+    flops_base = number_or_none(good.row.get("flops_per_step"))
+    flops = number_or_none(other.row.get("flops_per_step"))
+    if flops_base and flops and flops > flops_base * (1 + counter_threshold):
+        grown.append(f"FLOPs/step {flops / flops_base - 1:+.1%}")
+    return grown
 
 
 def describe_time_step(step: TimeStep) -> str:

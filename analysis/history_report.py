@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.compare import number_or_none  # noqa: E402
 from analysis.figures import save_figure  # noqa: E402
 from analysis.history_changes import (  # noqa: E402
     CounterStep,
@@ -24,15 +25,8 @@ from analysis.history_changes import (  # noqa: E402
 FIGURES_DIR = "figures"
 
 
-def _num(text) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def _ratio_text(row: dict) -> str:
-    if row["status"] != "ok" or _num(row.get("ratio")) is None:
+    if row["status"] != "ok" or number_or_none(row.get("ratio")) is None:
         return f"{row['status']}: {row.get('reason', '')[:80]}"
     return f"{float(row['ratio']):.3f} [{float(row['ratio_low']):.3f}, {float(row['ratio_high']):.3f}]"
 
@@ -42,7 +36,7 @@ def _cell(text) -> str:
 
 
 def _counter_text(row: dict) -> str:
-    flops, ops = _num(row.get("flops_per_step")), _num(row.get("aten_ops_per_step"))
+    flops, ops = number_or_none(row.get("flops_per_step")), number_or_none(row.get("aten_ops_per_step"))
     return " / ".join(["" if flops is None else f"{flops / 1e6:.4g} MFLOP", "" if ops is None else f"{ops:.0f} ops"])
 
 
@@ -50,7 +44,7 @@ def history_figure(rows: Sequence[dict], steps: Sequence[TimeStep], counters: Se
                    name: str, title: str) -> list[Path]:
     """Ratio to the reference against the commit (interval bars); time steps red, counter changes grey."""
     fig, ax = plt.subplots(figsize=(max(5.5, 0.45 * len(rows) + 2), 3.8))
-    ok = [r for r in rows if r["status"] == "ok" and _num(r.get("ratio")) is not None]
+    ok = [r for r in rows if r["status"] == "ok" and number_or_none(r.get("ratio")) is not None]
     xs = [int(r["position"]) for r in ok]
     ys = [float(r["ratio"]) for r in ok]
     errors = [[y - float(r["ratio_low"]) for r, y in zip(ok, ys)], [float(r["ratio_high"]) - y for r, y in zip(ok, ys)]]
@@ -79,7 +73,7 @@ def _config_section(run_id: str, rows: list[dict], steps: list[TimeStep], counte
     lines += ["| # | commit | subject | time / reference [95%] | step time | counters |",
               "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        step = _num(r.get("step_s_median"))
+        step = number_or_none(r.get("step_s_median"))
         lines.append(f"| {r['position']} | `{r['commit'][:12]}` | {_cell(r.get('subject', ''))[:70]} | "
                      f"{_cell(_ratio_text(r))} | {'' if step is None else f'{step * 1e3:.2f} ms'} | "
                      f"{_counter_text(r)} |")

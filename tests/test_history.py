@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from analysis.history_changes import counter_steps, step_between, time_steps
+from analysis.history_changes import counter_steps, counters_grew, step_between, time_steps
 from bench.contract.errors import UsageError
 from bench.contract.history_store import (
     HISTORY_FILE,
@@ -17,7 +17,7 @@ from bench.contract.history_store import (
     read_history,
 )
 from bench.contract.records import RunResult
-from bench.gate.bisect_search import BAD, GOOD, SKIP, counters_grew, first_bad_commit
+from bench.gate.bisect_search import BAD, GOOD, SKIP, first_bad_commit
 from bench.gate.history import resolve_commit, resolve_revs
 
 # -- the search ---------------------------------------------------------------------------------

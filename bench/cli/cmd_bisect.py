@@ -132,7 +132,8 @@ class Bisection:
 def _by_counters(run: Bisection) -> int | None:
     """The counters' search where BAD's counters grew over GOOD's; None where they did not (or could not
     be measured): then time decides."""
-    from bench.gate.bisect_search import BAD, GOOD, SKIP, counters_grew, first_bad_commit
+    from analysis.history_changes import counters_grew
+    from bench.gate.bisect_search import BAD, GOOD, SKIP, first_bad_commit
 
     good = run.counters_of(run.good)
     bad = run.counters_of(run.bad)

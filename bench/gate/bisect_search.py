@@ -3,7 +3,8 @@
 The search is a pure function over an injected `judge(index) -> verdict`, so it is tested without
 timing; the command line (bench/cli/cmd_bisect.py) judges a commit by one paired run of the config,
 the commit's code beside GOOD's, with the gate's verdict rule, or by its deterministic counters
-(`measure_counters`: one worker in the commit's unpacked tree, seconds).
+(`measure_counters`: one worker in the commit's unpacked tree, seconds; judged by
+analysis/history_changes.py `counters_grew`).
 """
 
 from __future__ import annotations
@@ -75,30 +76,6 @@ def first_bad_commit(n: int, judge: Callable[[int], str], *, confirm: bool = Tru
             skipped.add(index)
     search.first_bad = high
     return search
-
-
-def counters_grew(good: RunResult, other: RunResult, counter_threshold: float = 0.01) -> list[str]:
-    """How `other`'s deterministic counters grew over `good`'s, in words (empty: they did not): any
-    operator whose count grew (named), or FLOPs per step beyond `counter_threshold`, as the gate judges."""
-    grown = []
-    base_ops, ops = good.op_counts or {}, other.op_counts or {}
-    for name in sorted(set(base_ops) | set(ops)):
-        change = int(ops.get(name, 0)) - int(base_ops.get(name, 0))
-        if change:
-            grown.append(f"{name} {change:+d}")
-    if not any(part.split()[-1].startswith("+") for part in grown):
-        grown = []
-    flops_base, flops = _number(good.row.get("flops_per_step")), _number(other.row.get("flops_per_step"))
-    if flops_base and flops and flops > flops_base * (1 + counter_threshold):
-        grown.append(f"FLOPs/step {flops / flops_base - 1:+.1%}")
-    return grown
-
-
-def _number(value) -> Optional[float]:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def counting_config(config: BenchConfig) -> BenchConfig:
