@@ -84,3 +84,16 @@ def test_graph_bytes_grow_with_samples_for_weight_sampling():
     small = measure(BenchConfig("vmap", "regression", samples=1, steps=1, repeats=1, warmup_steps=0)).row
     large = measure(BenchConfig("vmap", "regression", samples=4, steps=1, repeats=1, warmup_steps=0)).row
     assert large["graph_bytes"] > 2 * small["graph_bytes"]
+
+
+def test_nvml_memory_is_this_process_entry_not_the_device_total():
+    from types import SimpleNamespace as NS
+
+    from bench.measure.memory import process_gpu_bytes
+
+    entries = [NS(pid=11, usedGpuMemory=5 << 30), NS(pid=12, usedGpuMemory=700 << 20)]
+    assert process_gpu_bytes(entries, 12) == 700 << 20
+    assert process_gpu_bytes(entries, 13) is None  # not listed: the caller falls back to the device figure
+    assert process_gpu_bytes([NS(pid=12, usedGpuMemory=None)], 12) is None
+    assert process_gpu_bytes([NS(pid=12, usedGpuMemory=2**64 - 1)], 12) is None  # NVML's "not available"
+    assert process_gpu_bytes(None, 12) is None

@@ -7,6 +7,7 @@ deterministic and comparable across devices (the CUDA peak includes workspace an
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -72,8 +73,19 @@ class CudaPeak:
         self.reserved = max(self.reserved, torch.cuda.max_memory_reserved(self.device))
 
 
+def process_gpu_bytes(processes, pid: int) -> Optional[int]:
+    """usedGpuMemory of `pid` among NVML's running-process entries; None if it is not listed or NVML
+    cannot tell (it reports an unavailable value as None, or as a huge sentinel on some drivers)."""
+    for entry in processes or ():
+        if getattr(entry, "pid", None) == pid:
+            used = getattr(entry, "usedGpuMemory", None)
+            return int(used) if used is not None and 0 <= int(used) < 2**63 - 1 else None
+    return None
+
+
 class Nvml:
-    """Device-wide used memory and energy through NVML; every method returns None where NVML is absent."""
+    """GPU memory (this process's, see used_bytes) and device-wide energy through NVML; every method
+    returns None where NVML is absent."""
 
     def __init__(self, device: torch.device):
         self.handle = None
@@ -94,10 +106,15 @@ class Nvml:
             self.handle = None
 
     def used_bytes(self) -> Optional[int]:
+        """This process's GPU memory as NVML lists it (its CUDA context included); the device-wide
+        figure only where NVML lists no entry for this process (a container that hides its pid).
+        Per process because interleaved rounds keep one warm worker per config alive on the device:
+        device-wide memory would add up every idle worker's context."""
         if self.handle is None:
             return None
         try:
-            return int(self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+            own = process_gpu_bytes(self._nvml.nvmlDeviceGetComputeRunningProcesses(self.handle), os.getpid())
+            return own if own is not None else int(self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
         except Exception:
             return None
 
