@@ -1,5 +1,6 @@
-"""The GPU campaign (scripts/gpu_campaign.py): its plan fits the device budget, every step's command line is
-valid, the runner bounds and resumes chunks; the full CPU rehearsal is a slow test."""
+"""The GPU campaign (scripts/gpu_campaign.py): one device command in the issue's order of value, whose
+rehearsal is the same command with tiny sizes; every step's command line is valid; the runner bounds
+each step and resumes what is left; the full CPU rehearsal is a slow test."""
 
 import csv
 import importlib.util
@@ -25,49 +26,80 @@ def _load_campaign():
 
 C = _load_campaign()
 
+#: Flags whose values may differ between the real campaign and its rehearsal: the sizes, and the
+#: memory cap (an allocator cap on a GPU, an address-space cap on the CPU).
+SIZE_FLAGS = {"--samples", "--steps", "--repeats", "--rounds", "--warmup", "--n-mc", "--batch-size", "--task",
+              "--memory-limit", "--device"}
+
 
 def _settings(tmp_path, dry_run):
     return C.Settings(dry_run=dry_run, out=tmp_path / "campaign", data_dir=tmp_path / "mnist")
 
 
-def test_every_chunk_fits_nine_minutes_and_the_campaign_fits_35(tmp_path):
-    chunks = C.build_chunks(_settings(tmp_path, dry_run=False))
-    assert [c.number for c in chunks] == list(range(1, len(chunks) + 1))
-    for chunk in chunks:
-        assert chunk.estimate_s <= C.CHUNK_BUDGET_S, (chunk.name, chunk.estimate_s)
-    core = [c for c in chunks if c.name not in ("conv", "quality")]
-    assert sum(c.estimate_s for c in core) <= C.CAMPAIGN_TARGET_S
-    # Order of value: the paper grid first, then the memory study, then the levers.
-    assert [c.name for c in chunks[:4]] == ["paper_mnist", "paper_regression", "repar", "levers"]
+def _flags(argv):
+    """{flag: value} of an argv (a flag followed by a non-flag takes it as its value; a bare flag maps to True)."""
+    out, i = {}, 1
+    while i < len(argv):
+        if argv[i].startswith("--") and "=" not in argv[i]:
+            has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            out[argv[i]] = argv[i + 1] if has_value else True
+            i += 2 if has_value else 1
+        else:
+            out[argv[i]] = True
+            i += 1
+    return out
 
 
-def test_the_estimate_follows_the_report_table_and_the_timeout(tmp_path):
-    # vmap_lrt S=10 on MNIST: 17.1 s per A100 epoch / 469 steps / 25.
-    assert C.report_step_s("mnist", "vmap_lrt", 10) == pytest.approx(17.1 / 469 / 25)
-    assert C.config_estimate_s("mnist", "sequential", 10, steps_timed=10**6, timeout_s=120) == 120
+def test_steps_come_in_the_issues_order_of_value_and_fit_one_command_plus_the_rerun(tmp_path):
+    steps = C.build_steps(_settings(tmp_path, dry_run=False))
+    assert [s.name for s in steps[:3]] == ["machine", "pytest -m gpu", "grid mnist eager"]
+    assert [s.priority for s in steps] == sorted(s.priority for s in steps)
+    assert C.TOTAL_S + C.RERUN_TOTAL_S <= 13 * 60 and C.TOTAL_S <= C.COMMAND_LIMIT_S <= 9 * 60
+    assert all(s.cap_s <= C.TOTAL_S for s in steps)
+    by_estimate = sum(s.estimate_s for s in steps if s.priority <= 2)
+    assert by_estimate <= C.TOTAL_S, by_estimate  # the tests and the report's grid in the first command
+    assert sum(s.estimate_s for s in steps if s.priority <= 4) <= C.TOTAL_S + C.RERUN_TOTAL_S
+
+
+def test_the_estimate_follows_the_report_table():
+    # vmap_lrt S=10 on MNIST: 17.1 s per A100 epoch / 469 steps / 10; S=3 lies between S=2 and S=5.
+    assert C.mnist_step_s("vmap_lrt", 10) == pytest.approx(17.1 / 469 / 10)
+    assert C.mnist_step_s("sequential", 3) == pytest.approx((23.0 + (49.5 - 23.0) / 3) / 469 / 10)
+    assert C.mnist_step_s("vmap_flipout", 1) == C.mnist_step_s("vmap", 1)
+
+
+def test_the_rehearsal_is_the_same_command_with_tiny_sizes(tmp_path):
+    real = C.build_steps(_settings(tmp_path, dry_run=False))
+    dry = C.build_steps(_settings(tmp_path, dry_run=True))
+    assert [(s.name, s.kind, s.priority) for s in real] == [(s.name, s.kind, s.priority) for s in dry]
+    for r, d in zip(real, dry):
+        fr, fd = _flags(r.argv), _flags(d.argv)
+        differ = {k for k in fr.keys() | fd.keys() if fr.get(k) != fd.get(k)}
+        assert differ <= SIZE_FLAGS, (r.name, differ - SIZE_FLAGS)
+        assert r.argv[0] == d.argv[0]
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
-def test_every_sweep_step_is_a_valid_command_line(tmp_path, dry_run):
+def test_every_step_is_a_valid_command_line(tmp_path, dry_run):
     parser = build_parser()
-    for chunk in C.build_chunks(_settings(tmp_path, dry_run)):
-        for step in chunk.steps:
-            if step.skip_reason or step.kind != "bench":
-                continue
-            args = parser.parse_args(list(step.argv))  # a bad flag raises UsageError
-            if step.argv[0] == "sweep" and dry_run:
-                configs = grid_from_args(args)  # validates names, combinations and levers on this CPU
-                assert configs and all(c.device == "cpu" for c in configs)
-                assert all(c.steps == 1 and c.repeats == 1 for c in configs), step.name
+    for step in C.build_steps(_settings(tmp_path, dry_run)):
+        if step.kind == "python":
+            assert Path(step.argv[0]).exists()
+            continue
+        if step.kind != "bench":
+            continue
+        args = parser.parse_args(list(step.argv))  # a bad flag raises UsageError
+        if step.argv[0] == "sweep" and dry_run and not step.skip_reason:
+            configs = grid_from_args(args)  # validates names, combinations and levers on this CPU
+            assert configs and all(c.device == "cpu" for c in configs)
+            assert all(c.repeats <= 3 for c in configs), step.name
 
 
-def test_rehearsal_skips_cuda_only_steps_with_the_reason(tmp_path):
-    chunks = C.build_chunks(_settings(tmp_path, dry_run=True))
-    skipped = {s.name: s.skip_reason for c in chunks for s in c.steps if s.skip_reason}
-    for name in ("lever cudagraphs", "lever tf32", "profile vmap_lrt cudagraphs", "pytest -m gpu"):
-        assert skipped[name] == "needs a CUDA device"
-    real = {s.name for c in C.build_chunks(_settings(tmp_path, dry_run=False)) for s in c.steps if not s.skip_reason}
-    assert {"lever cudagraphs", "lever tf32", "pytest -m gpu"} <= real
+def test_rehearsal_skips_only_the_cuda_graph_steps_with_the_reason(tmp_path):
+    skipped = {s.name: s.skip_reason for s in C.build_steps(_settings(tmp_path, dry_run=True)) if s.skip_reason}
+    assert set(skipped) == {"grid mnist cudagraphs", "profile vmap_lrt cudagraphs", "grid regression cudagraphs"}
+    assert set(skipped.values()) == {"CUDA graphs need a CUDA device"}
+    assert not [s for s in C.build_steps(_settings(tmp_path, dry_run=False)) if s.skip_reason]
 
 
 def _read_log(out):
@@ -75,31 +107,40 @@ def _read_log(out):
         return list(csv.DictReader(f))
 
 
-def test_runner_stops_a_step_at_the_chunk_budget_and_resumes_only_what_is_left(tmp_path):
+def test_runner_caps_each_step_and_the_total_and_resumes_only_what_is_left(tmp_path):
     s = _settings(tmp_path, dry_run=True)
-    chunk = C.Chunk(1, "t", "test", (
-        C.Step("quick", ("-c", "pass"), 1.0, kind="python"),
-        C.Step("gpu only", ("list",), 1.0, skip_reason="needs a CUDA device"),
-        C.Step("slow", ("-c", "import time; time.sleep(60)"), 1.0, kind="python"),
-    ))
-    # 7 s: enough to start the slow step (a step starts only with 5 s left) and cut it by the budget.
-    assert C.run_chunk(chunk, s, budget_s=7) is False
+    packed = []
+    steps = [
+        C.Step("quick", 1, ("-c", "pass"), 1.0, 30, kind="python"),
+        C.Step("gpu only", 2, ("list",), 1.0, 30, skip_reason="needs a CUDA device"),
+        C.Step("slow", 2, ("-c", "import time; time.sleep(60)"), 1.0, 3, kind="python"),  # cut at its 3 s cap
+        C.Step("fails", 3, ("-c", "raise SystemExit(4)"), 1.0, 30, kind="python"),
+        C.Step("late", 4, ("-c", "import time; time.sleep(60)"), 1.0, 30, kind="python"),  # cut by --total
+    ]
+    assert C.run_campaign(steps, s, total_s=16, after_step=lambda: packed.append(1)) is False
     log = _read_log(s.out)
-    assert [(r["step"], r["status"]) for r in log] == [("quick", "ok"), ("gpu only", "skipped"), ("slow", "budget")]
-    assert float(log[2]["wall_s"]) < 45
-    # Run again: the finished and skipped steps are not repeated, the cut one is.
-    fast = C.Chunk(1, "t", "test", chunk.steps[:2] + (C.Step("slow", ("-c", "pass"), 1.0, kind="python"),))
-    assert C.run_chunk(fast, s, budget_s=60) is True
-    assert [(r["step"], r["status"]) for r in _read_log(s.out)][3:] == [("slow", "ok")]
+    assert [(r["step"], r["status"]) for r in log] == [("quick", "ok"), ("gpu only", "skipped"), ("slow", "stopped"),
+                                                       ("fails", "failed"), ("late", "stopped")]
+    assert float(log[2]["wall_s"]) < 15 and log[3]["reason"] == "exit status 4"
+    assert len(packed) == 4  # after every step that ran
+    # Run again: finished and skipped steps are not repeated; with no time left, a step is not started.
+    fixed = [steps[0], steps[1], C.Step("slow", 2, ("-c", "pass"), 1.0, 30, kind="python"),
+             C.Step("fails", 3, ("-c", "pass"), 1.0, 30, kind="python"), steps[4]]
+    assert C.run_campaign(fixed, s, total_s=12) is False
+    assert [(r["step"], r["status"]) for r in _read_log(s.out)][5:] == [("slow", "ok"), ("fails", "ok"),
+                                                                         ("late", "stopped")]
+    assert C.run_campaign(fixed, s, total_s=5) is False
+    assert _read_log(s.out)[-1]["status"] == "not_run"
 
 
 def test_pack_writes_one_archive_of_the_campaign_directory(tmp_path):
-    out = tmp_path / "h100"
-    (out / "paper").mkdir(parents=True)
-    (out / "paper" / "runs.csv").write_text("x\n")
-    path = C.pack(out, tmp_path / "OUT", out.name)
+    out = tmp_path / "20261204-h200"
+    (out / "grid").mkdir(parents=True)
+    (out / "grid" / "runs.csv").write_text("x\n")
+    path = C.pack(out, tmp_path / "OUT")
+    assert path.name == "20261204-h200.tar.gz" and not list((tmp_path / "OUT").glob("*.partial"))
     with tarfile.open(path) as tar:
-        assert "h100/paper/runs.csv" in tar.getnames()
+        assert "20261204-h200/grid/runs.csv" in tar.getnames()
 
 
 def test_stage_data_refuses_a_missing_source_in_one_line(tmp_path, monkeypatch, capsys):
@@ -114,28 +155,42 @@ def test_real_campaign_refuses_to_start_without_cuda(tmp_path, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert C.main(["--chunk", "1", "--out", str(tmp_path / "c")]) == 2
+    assert C.main(["--out", str(tmp_path / "c")]) == 2
     assert "--dry-run" in capsys.readouterr().err
 
 
-def test_unknown_chunk_is_a_usage_error(tmp_path, capsys):
-    assert C.main(["--dry-run", "--chunk", "9", "--out", str(tmp_path / "c")]) == 2
-    assert "unknown --chunk '9'" in capsys.readouterr().err
+def test_missing_data_is_one_line_before_any_step(tmp_path, capsys):
+    assert C.main(["--dry-run", "--out", str(tmp_path / "c"), "--data-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gpu_campaign: error:") and "\n" not in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_machine_facts_without_cuda_say_why_the_ceilings_are_empty(tmp_path):
+    import subprocess
+
+    out = tmp_path / "machine.json"
+    done = subprocess.run([sys.executable, str(C.CODE_ROOT / "scripts" / "gpu_machine.py"), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    facts = json.loads(out.read_text())
+    assert facts["torch"] and "skipped" in facts["ceilings"]
 
 
 @pytest.mark.slow
-def test_full_rehearsal_runs_every_chunk_on_the_cpu(tmp_path, mnist_data_dir):
+def test_full_rehearsal_runs_every_step_on_the_cpu(tmp_path, mnist_data_dir):
     """The whole campaign's code path on the CPU: every step ok, or skipped for a recorded reason."""
     out = tmp_path / "rehearsal"
-    code = C.main(["--dry-run", "--out", str(out), "--data-dir", mnist_data_dir, "--budget", "3600",
+    code = C.main(["--dry-run", "--out", str(out), "--data-dir", mnist_data_dir, "--total", "540",
                    "--pack", str(tmp_path / "packed")])
     log = _read_log(out)
     bad = [r for r in log if r["status"] not in ("ok", "skipped")]
     assert code == 0 and not bad, bad
     assert all(r["reason"] for r in log if r["status"] == "skipped")
-    for name in ("paper", "repar", "levers"):
-        report = (out / name / "report.md").read_text()
-        assert "## Table 2" in report
-    assert "## Levers" in (out / "levers" / "report.md").read_text()
+    assert {r["status"] for r in csv.DictReader(open(out / "grid" / "runs.csv"))} == {"ok"}
+    maxnmc = list(csv.DictReader(open(out / "maxnmc" / "runs.csv")))
+    assert {"ok", "oom"} <= {r["status"] for r in maxnmc}
     assert (out / "profile" / "profiles" / "summary.csv").exists()
     assert (tmp_path / "packed" / "rehearsal.tar.gz").exists()

@@ -297,12 +297,12 @@ def test_sigterm_keeps_the_rows_and_says_how_to_resume(tmp_path):
     assert [r["status"] for r in read_runs(out)] == ["ok"] and read_meta(out)["interrupted_at"]
 
 
-def test_gpu_campaign_budget_must_be_a_positive_number():
-    for budget in ("-5", "nan", "0"):
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_campaign.sh"), "--dry-run", "--budget", budget],
+def test_gpu_campaign_total_must_be_a_positive_number_within_one_device_command():
+    for total in ("-5", "nan", "0", "9000"):
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_campaign.sh"), "--dry-run", "--total", total],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2
-        one_line(done.stderr, "--budget")
+        one_line(done.stderr, "--total")
 
 
 def test_perf_gate_with_an_unknown_base_ref_is_exit_2_up_front(tmp_path):
