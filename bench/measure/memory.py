@@ -50,9 +50,11 @@ def cap_cuda_memory(device: torch.device, limit_bytes: Optional[int]) -> None:
     (raising torch.cuda.OutOfMemoryError, an `oom` row); None lifts the cap. The address-space cap
     used on the CPU cannot serve here: CUDA reserves far more virtual memory than it uses and would
     not start."""
-    total = torch.cuda.get_device_properties(device).total_memory
+    # set_per_process_memory_fraction wants an index: plain "cuda" (no index) means the current device.
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
     fraction = 1.0 if not limit_bytes else min(1.0, limit_bytes / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
 
 
 class CudaPeak:
