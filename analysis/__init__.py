@@ -7,7 +7,7 @@ from bench.contract.errors import AnalysisInputError
 
 
 def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None, margin=None,
-            step_times_dir=None):
+            step_times_dir=None, lever=None):
     """Write slopes.csv, kl_cost.csv, speedups.csv, figures/ and report.md; return the path of report.md.
 
     `results_dir` may be a list of directories: merged into one report in `out_dir` (analysis.merge),
@@ -17,6 +17,7 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
     directories of quality runs only are merged into `out_dir` (analysis.quality_report.merge_quality_dirs).
     `margin`: the equivalence margin on final test error across seeds (default 0.003); `step_times_dir`:
     a sweep's results directory whose median step times turn steps-to-target into time-to-target.
+    `lever`: the lever setting the main tables compare implementations at (default: the baseline).
     """
     from pathlib import Path
 
@@ -40,7 +41,7 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, target_e
             raise AnalysisInputError("several directories of quality runs need --out DIR for the merged report")
         merged = quality.merge_quality_dirs(results_dir, out_dir)
         return quality.write_report(merged, merged, target, **extra)
-    report = _analyze(results_dir, reference_dir=reference_dir, out_dir=out_dir, prefer=prefer)
+    report = _analyze(results_dir, reference_dir=reference_dir, out_dir=out_dir, prefer=prefer, lever=lever)
     if single and quality.has_quality(results_dir):
         lines = quality.analyze_quality(results_dir, Path(report).parent, target, **extra)
         with open(report, "a") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,7 @@ from analysis.markdown import fmt_cell, markdown_table
 from analysis.peers import has_others, impl_order, loss_table, peer_notes, peer_table
 from analysis.peers import sentences as peer_sentences
 from analysis.speedups import speedup_table
-from analysis.throughput import throughput_section
+from analysis.throughput import lever_labels, select_lever, throughput_section
 from bench.contract.errors import AnalysisInputError
 from bench.contract.files import make_dir, write_text_atomic
 
@@ -38,9 +39,16 @@ def _slope_sentences(slopes: pd.DataFrame, machine: str) -> list[str]:
             continue
         s0 = seq["slope_s_per_sample"].iloc[0]
         for _, r in g[g["impl"] != "sequential"].iterrows():
-            out.append(f"On {task} ({device}), {r['impl']} adds {r['slope_s_per_sample']:.3g} s per extra sample "
-                       f"per epoch against sequential's {s0:.3g} s ({s0 / r['slope_s_per_sample']:.2g}x), "
-                       f"on {machine}.")
+            slope, low = r["slope_s_per_sample"], r.get("slope_ci_low")
+            if slope <= 0 or (pd.notna(low) and low <= 0):
+                # A step bound by something S does not change (kernel launches, Python): no ratio to form.
+                out.append(f"On {task} ({device}), {r['impl']}'s epoch time does not grow measurably with S "
+                           f"(slope {slope:.3g} s [{fmt_cell(low)}, {fmt_cell(r.get('slope_ci_high'))}], the "
+                           f"interval reaches 0) against sequential's {s0:.3g} s per sample: no slope ratio, on "
+                           f"{machine}.")
+                continue
+            out.append(f"On {task} ({device}), {r['impl']} adds {slope:.3g} s per extra sample "
+                       f"per epoch against sequential's {s0:.3g} s ({s0 / slope:.2g}x), on {machine}.")
     return out
 
 
@@ -241,12 +249,30 @@ def _figures_section(figure_paths: list[Path]) -> list[str]:
                                      for p in figure_paths if p.suffix == ".png"]
 
 
-def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
+def _one_lever(results: Results, lever: Optional[str]) -> tuple[Results, list[str]]:
+    """`results` narrowed to one lever setting (throughput.select_lever), and a note for the report."""
+    try:
+        runs, label = select_lever(results.runs, lever)
+    except ValueError as e:
+        raise AnalysisInputError(str(e)) from None
+    others = len(results.runs) - len(runs)
+    if not others:
+        return results, []
+    repeats = results.repeats[results.repeats["run_id"].isin(runs["run_id"])]
+    rest = ", ".join(sorted(set(lever_labels(results.runs)) - {label}))
+    note = (f"Lever setting of Tables 1-2, speedups, memory, ceiling and figures: **{label}**. The {others} rows of "
+            f"other settings ({rest}) are in Throughput and Levers; `analyze DIR --lever NAME` gives their tables.")
+    return dataclasses.replace(results, runs=runs.reset_index(drop=True), repeats=repeats), [note, ""]
+
+
+def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, lever=None) -> Path:
     """`results_dir`: one results directory, or a list of several to merge into one report (then
-    `out_dir` is required, and `prefer` settles configs measured twice by different code)."""
+    `out_dir` is required, and `prefer` settles configs measured twice by different code). `lever`:
+    the lever setting the main tables compare implementations at (default: the baseline)."""
     from analysis import figures  # matplotlib only now
 
-    results = _load(results_dir, out_dir, prefer)
+    every = _load(results_dir, out_dir, prefer)
+    results, lever_note = _one_lever(every, lever)
     out = Path(out_dir) if out_dir is not None else results.directory
     make_dir(out)
     reference = load_results(reference_dir) if reference_dir is not None else None
@@ -266,14 +292,14 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None) -> Path:
     figure_paths += figures.speedup_vs_samples(speedups, machine, fig_dir)
     figure_paths += figures.kl_cost_vs_n_mc(results.runs, machine, fig_dir)
 
-    lines = _header(results, machine) + ["", f"{len(results.runs)} configs, {len(ok)} ok.", ""]
+    lines = _header(results, machine) + ["", f"{len(every.runs)} configs, {len(every.ok)} ok.", ""] + lever_note
     lines += _table1_section(results, slopes, notes, reference, ref_label, machine, with_machine)
     lines += _kl_cost_section(kl_cost, kl_notes, with_machine)
     lines += _table2_section(ok, reference, with_machine)
     lines += _speedups_section(speedups, with_machine)
     lines += _peers_section(results, machine)
     lines += _memory_section(ok, with_machine)
-    lines += throughput_section(ok, markdown_table)
+    lines += throughput_section(every.ok, markdown_table)  # every setting: the Levers table compares them
     lines += ceiling_section(ok, results.meta, markdown_table)
     split = read_time_split([results.directory, *(Path(s["directory"]) for s in results.sources)])
     split_figures = time_split_figure(split, fig_dir, figures.save_figure)

@@ -8,6 +8,8 @@ Results directories written before those columns existed simply get no such sect
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 
 LEVER_COLUMNS = ("step_mode", "precision", "optimizer")
@@ -28,6 +30,32 @@ def _with_levers(ok: pd.DataFrame) -> pd.DataFrame:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), default)
     frame["lever"] = frame.apply(_lever_label, axis=1)
     return frame
+
+
+def lever_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each row's lever label ("baseline", "cudagraphs", "compile+bf16", ...), failed rows included."""
+    if runs.empty:
+        return pd.Series([], index=runs.index, dtype=object)
+    return _with_levers(runs)["lever"]
+
+
+def select_lever(runs: pd.DataFrame, lever: Optional[str]) -> tuple[pd.DataFrame, str]:
+    """The rows of one lever setting, and its label: the main tables (slopes, Table 2, speedups,
+    memory, figures) compare implementations at ONE setting; mixing eager and CUDA-graph rows of one
+    config would fit a slope through both. `lever` None: the baseline where the directory has it,
+    else its only setting. Raises ValueError naming the settings present when that is ambiguous or
+    `lever` is not among them."""
+    labels = lever_labels(runs)
+    present = list(dict.fromkeys(labels))
+    if lever is None:
+        if "baseline" in present or len(present) <= 1:
+            lever = "baseline" if "baseline" in present or not present else present[0]
+        else:
+            raise ValueError(f"this directory holds several lever settings ({', '.join(present)}) and no baseline: "
+                             "pick one with --lever")
+    if present and lever not in present:
+        raise ValueError(f"--lever {lever}: not in this directory; it holds {', '.join(present)}")
+    return runs[labels == lever] if present else runs, lever
 
 
 def throughput_table(ok: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--step-times", metavar="DIR",
                         help="a sweep's results directory: quality runs' time to target = steps to it x its median "
                              "step time (timed apart, e.g. in interleaved rounds), beside the runs' own clock")
+    parser.add_argument("--lever", metavar="NAME",
+                        help="the lever setting the main tables compare implementations at, as the Levers table names "
+                             "it (baseline, cudagraphs, compile+bf16, ...); default: the baseline. Output goes to "
+                             "DIR/lever-NAME unless --out is given")
     parser.add_argument("--html", action="store_true",
                         help="also write report.html beside report.md: one self-contained page (figures inlined, "
                              "no scripts, nothing fetched) to open in any browser or attach to a mail")
@@ -41,15 +45,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, target_error=None, margin=None,
-                 step_times=None) -> Path:
+                 step_times=None, lever=None) -> Path:
     """`analysis.analyze`, imported only now: the sweep does not need pandas or matplotlib.
 
     `results_dir`: one directory, or a list (several are merged; one is analyzed as itself)."""
     import analysis
 
     # only quality runs use these
-    extra = {k: v for k, v in (("target_error", target_error), ("margin", margin), ("step_times_dir", step_times))
-             if v is not None}
+    extra = {k: v for k, v in (("target_error", target_error), ("margin", margin), ("step_times_dir", step_times),
+                               ("lever", lever)) if v is not None}
     if isinstance(results_dir, (list, tuple)) and len(results_dir) > 1:
         return Path(analysis.analyze([Path(d) for d in results_dir], reference_dir=_path(reference_dir),
                                      out_dir=_path(out_dir), prefer=prefer, **extra))
@@ -78,8 +82,13 @@ def run(args) -> int:
     if len(args.dirs) > 1 and not args.out:
         raise UsageError("analyze of several directories needs --out DIR: where the merged report goes "
                          "(each directory keeps its own report)")
-    report = run_analysis(args.dirs, args.reference, args.out, args.prefer, args.target_error, args.margin,
-                          args.step_times)
+    out = args.out
+    if args.lever and not out and len(args.dirs) == 1:
+        if not all(c.isalnum() or c in "+_-" for c in args.lever):  # it names a folder: no paths
+            raise UsageError(f"--lever {args.lever!r}: a lever name is letters, digits, '+', '_' and '-'")
+        out = str(Path(args.dirs[0]) / f"lever-{args.lever}")
+    report = run_analysis(args.dirs, args.reference, out, args.prefer, args.target_error, args.margin,
+                          args.step_times, args.lever)
     print(f"report: {report}")
     if args.html:
         print(f"html: {write_report_html(report)}")
