@@ -237,11 +237,13 @@ def command(step: Step) -> list[str]:
     return [sys.executable, str(CODE_ROOT / "run_bench.py"), *step.argv]
 
 
-def run_step(step: Step, limit_s: float) -> tuple[int, bool]:
-    """(returncode, stopped_at_limit). The step's output goes to our stdout (the device's log)."""
+def run_step(step: Step, limit_s: float, data_dir: Optional[Path] = None) -> tuple[int, bool]:
+    """(returncode, stopped_at_limit). The step's output goes to our stdout (the device's log).
+    `data_dir` becomes BNN_BENCH_DATA, where the tests' MNIST fixture looks (../shared does not travel)."""
     cmd = command(step)
     print(f"[campaign] $ {' '.join(cmd)}", flush=True)
-    child = subprocess.Popen(cmd, cwd=CODE_ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **({"BNN_BENCH_DATA": str(data_dir)} if data_dir else {}))
+    child = subprocess.Popen(cmd, cwd=CODE_ROOT, env=env, start_new_session=True)
     try:
         return child.wait(timeout=max(1.0, limit_s)), False
     except subprocess.TimeoutExpired:
@@ -255,6 +257,31 @@ def run_step(step: Step, limit_s: float) -> tuple[int, bool]:
     except BaseException:
         os.killpg(child.pid, signal.SIGKILL)
         raise
+
+
+def step_out_dir(step: Step) -> Optional[Path]:
+    """The results directory a bench step writes (its --out), if any."""
+    argv = list(step.argv)
+    return Path(argv[argv.index("--out") + 1]) if step.kind == "bench" and "--out" in argv else None
+
+
+def row_statuses(directory: Optional[Path]) -> dict[str, str]:
+    """run_id -> status of a results directory's runs.csv (the last row of a run_id counts); {} if none."""
+    path = directory / "runs.csv" if directory is not None else None
+    if path is None or not path.is_file():
+        return {}
+    with open(path, newline="", errors="replace") as f:
+        return {r.get("run_id", ""): r.get("status", "") for r in csv.DictReader(f)}
+
+
+def rows_verdict(before: dict[str, str], after: dict[str, str]) -> tuple[bool, str]:
+    """Whether the rows a step wrote are all measurements (ok, or the oom/timeout a memory study
+    expects), and their count by status. A sweep exits 0 when every config errs (each error is a
+    row), so the exit status alone would call a broken step done."""
+    new = [status for run_id, status in after.items() if before.get(run_id) != status]
+    counts = {status: new.count(status) for status in sorted(set(new))}
+    text = "rows: " + (", ".join(f"{n} {status}" for status, n in counts.items()) or "none new")
+    return "error" not in counts, text
 
 
 def run_campaign(steps: list[Step], s: Settings, total_s: float, after_step=None) -> bool:
@@ -282,10 +309,16 @@ def run_campaign(steps: list[Step], s: Settings, total_s: float, after_step=None
             complete = False
             continue
         t0 = time.monotonic()
-        returncode, stopped = run_step(step, min(step.cap_s, left))
-        status = "stopped" if stopped else ("ok" if returncode == 0 else "failed")
+        before = row_statuses(step_out_dir(step))
+        returncode, stopped = run_step(step, min(step.cap_s, left), s.data_dir)
+        rows_ok, rows = rows_verdict(before, row_statuses(step_out_dir(step)))
+        status = "stopped" if stopped else ("ok" if returncode == 0 and rows_ok else "failed")
         reason = ("stopped at its cap or --total: run the command again to resume" if stopped else
-                  "" if returncode == 0 else f"exit status {returncode}")
+                  f"exit status {returncode}" if returncode != 0 else "" if rows_ok else
+                  "configs ended in error rows: fix, then run the command again with the sweep's --retry-errors "
+                  "or a fresh --out")
+        if step_out_dir(step) is not None:
+            reason = f"{reason}; {rows}" if reason else rows
         _log(s.out, dict(row, status=status, wall_s=f"{time.monotonic() - t0:.1f}", returncode=returncode,
                          reason=reason, ended=_now()))
         print(f"[campaign] {step.name}: {status} in {time.monotonic() - t0:.0f} s (estimate "

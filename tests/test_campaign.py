@@ -194,3 +194,18 @@ def test_full_rehearsal_runs_every_step_on_the_cpu(tmp_path, mnist_data_dir):
     assert {"ok", "oom"} <= {r["status"] for r in maxnmc}
     assert (out / "profile" / "profiles" / "summary.csv").exists()
     assert (tmp_path / "packed" / "rehearsal.tar.gz").exists()
+
+
+def test_a_sweep_whose_configs_all_err_is_a_failed_step_not_ok(tmp_path):
+    """The first H200 run: every sweep exited 0 with only error rows, and the log said ok."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    assert C.step_out_dir(C.Step("sweep", 2, ("sweep", "--out", str(out)), 1.0, 30)) == out
+    assert C.step_out_dir(C.Step("script", 1, ("x.py", "--out", str(out)), 1.0, 30, kind="python")) is None
+    (out / "runs.csv").write_text("run_id,status\nA,ok\n")
+    before = C.row_statuses(out)
+    (out / "runs.csv").write_text("run_id,status\nA,ok\nB,error\nC,oom\n")
+    ok, text = C.rows_verdict(before, C.row_statuses(out))
+    assert not ok and text == "rows: 1 error, 1 oom"
+    assert C.rows_verdict(before, {"A": "ok", "C": "oom", "D": "timeout"}) == (True, "rows: 1 oom, 1 timeout")
+    assert C.rows_verdict(before, before) == (True, "rows: none new")
