@@ -62,9 +62,9 @@ def test_steps_come_in_the_issues_order_of_value_and_fit_one_command_plus_the_re
 
 
 def test_the_estimate_follows_the_report_table():
-    # vmap_lrt S=10 on MNIST: 17.1 s per A100 epoch / 469 steps / 10; S=3 lies between S=2 and S=5.
-    assert C.mnist_step_s("vmap_lrt", 10) == pytest.approx(17.1 / 469 / 10)
-    assert C.mnist_step_s("sequential", 3) == pytest.approx((23.0 + (49.5 - 23.0) / 3) / 469 / 10)
+    # vmap_lrt S=10 on MNIST: 17.1 s per A100 epoch / 469 steps / 5; S=3 lies between S=2 and S=5.
+    assert C.mnist_step_s("vmap_lrt", 10) == pytest.approx(17.1 / 469 / 5)
+    assert C.mnist_step_s("sequential", 3) == pytest.approx((23.0 + (49.5 - 23.0) / 3) / 469 / 5)
     assert C.mnist_step_s("vmap_flipout", 1) == C.mnist_step_s("vmap", 1)
 
 
