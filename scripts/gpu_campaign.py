@@ -261,9 +261,10 @@ def run_step(step: Step, limit_s: float, data_dir: Optional[Path] = None) -> tup
 
 
 def step_out_dir(step: Step) -> Optional[Path]:
-    """The results directory a bench step writes (its --out), if any."""
+    """The results directory (runs.csv) a sweep or maxnmc step writes, if any; a profile writes none."""
     argv = list(step.argv)
-    return Path(argv[argv.index("--out") + 1]) if step.kind == "bench" and "--out" in argv else None
+    writes_rows = step.kind == "bench" and argv and argv[0] in ("sweep", "maxnmc") and "--out" in argv
+    return Path(argv[argv.index("--out") + 1]) if writes_rows else None
 
 
 def row_statuses(directory: Optional[Path]) -> dict[str, str]:

@@ -202,6 +202,7 @@ def test_a_sweep_whose_configs_all_err_is_a_failed_step_not_ok(tmp_path):
     out.mkdir()
     assert C.step_out_dir(C.Step("sweep", 2, ("sweep", "--out", str(out)), 1.0, 30)) == out
     assert C.step_out_dir(C.Step("script", 1, ("x.py", "--out", str(out)), 1.0, 30, kind="python")) is None
+    assert C.step_out_dir(C.Step("profile", 4, ("profile", "--out", str(out)), 1.0, 30)) is None
     (out / "runs.csv").write_text("run_id,status\nA,ok\n")
     before = C.row_statuses(out)
     (out / "runs.csv").write_text("run_id,status\nA,ok\nB,error\nC,oom\n")
