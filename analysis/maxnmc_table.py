@@ -34,10 +34,11 @@ def search_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def max_n_mc_table(runs: pd.DataFrame) -> pd.DataFrame:
+def max_n_mc_table(runs: pd.DataFrame, interrupted: bool = False) -> pd.DataFrame:
     """One row per model: for each estimator the largest n_mc with status ok, the smallest larger one that
     ran out of memory, and a cell text: "N" (bracketed by an oom at the next probe), ">= N" (no probe
-    above N failed: the cap, or a timeout), "0" when n_mc = 1 did not fit."""
+    above N failed: the cap, a timeout, or, with `interrupted`, a search stopped before its end),
+    "0" when n_mc = 1 did not fit."""
     frame = search_runs(runs)
     rows = []
     for model, g in frame.groupby("model_name", sort=False):
@@ -60,7 +61,8 @@ def max_n_mc_table(runs: pd.DataFrame) -> pd.DataFrame:
             elif len(other):
                 row[kl] = f">= {best:,} ({other.iloc[0]} above)"
             else:
-                row[kl] = f">= {best:,} (search cap)" if best else ""
+                why = "search interrupted" if interrupted else "search cap"
+                row[kl] = f">= {best:,} ({why})" if best else ""
             row[f"{kl}_max"] = best
         rows.append(row)
     return pd.DataFrame(rows)
@@ -112,14 +114,16 @@ def curves_figure(runs: pd.DataFrame, machine: str, out_dir: Path) -> list[Path]
     return save_figure(fig, out_dir, "maxnmc_curves")
 
 
-def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path) -> tuple[list[str], list[Path]]:
-    """The report.md section and its figure; nothing when the directory holds no n_mc search."""
+def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path,
+                 interrupted: bool = False) -> tuple[list[str], list[Path]]:
+    """The report.md section and its figure; nothing when the directory holds no n_mc search.
+    `interrupted`: the search was stopped before it ended (meta.json `interrupted_at`)."""
     from analysis.markdown import markdown_table
 
     frame = search_runs(runs)
     if frame.empty or frame["n_mc"].nunique() < 2:
         return [], []
-    table = max_n_mc_table(runs)
+    table = max_n_mc_table(runs, interrupted)
     shown = table[["model"] + [k for k in ESTIMATORS if k in table.columns]]
     budget = budget_text(runs)
     lines = ["", "## Largest n_mc within the memory budget (graph reparameterization)", "",
@@ -127,8 +131,8 @@ def report_lines(runs: pd.DataFrame, machine: str, out_dir: Path) -> tuple[list[
              markdown_table(shown), "",
              "Each cell: the largest n_mc whose training step finished, and the probe that ran out of memory "
              "under the budget above it (\">=\": no probe above it failed under the budget: the search stopped "
-             "at its cap, or a probe was killed by the kernel's OOM killer because the machine's RAM ran out, "
-             "which says nothing about the budget).", "",
+             "at its cap, was interrupted before its end, or a probe was killed by the kernel's OOM killer "
+             "because the machine's RAM ran out, which says nothing about the budget).", "",
              f"The paper ({PAPER_CITATION}) states:", ""]
     lines += [f"- {kl}: {text}" for kl, text in PAPER.items()]
     per_model = []

@@ -307,7 +307,8 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, lever=No
     # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
     # cost per draw is the KL-cost table's business, and it searched no memory budget.
     if results.meta.get("profile") == "maxnmc":
-        maxnmc_lines, maxnmc_figures = maxnmc_table.report_lines(results.runs, machine, out)
+        maxnmc_lines, maxnmc_figures = maxnmc_table.report_lines(results.runs, machine, out,
+                                                                 bool(results.meta.get("interrupted_at")))
         lines += maxnmc_lines
         figure_paths += maxnmc_figures
     lines += _figures_section(figure_paths)

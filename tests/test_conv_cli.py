@@ -110,6 +110,9 @@ def test_maxnmc_command_writes_rows_and_analyze_renders_the_table(tmp_path, caps
 
     table = max_n_mc_table(pd.read_csv(out / "runs.csv"))
     assert table.loc[0, "model"] == "regression" and table.loc[0, "repar_exact"] == ">= 10 (search cap)"
+    # A search stopped before its end (the H200's, cut by the campaign's --total) says so, not "cap".
+    assert max_n_mc_table(pd.read_csv(out / "runs.csv"), interrupted=True).loc[0, "repar_exact"] == \
+        ">= 10 (search interrupted)"
     report = analyze(out).read_text()
     assert "Largest n_mc within the memory budget" in report and "11 GB GPU" in report
     assert "Table 1" not in report  # S never varied: no slope table to miss, and no line saying so
