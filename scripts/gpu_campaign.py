@@ -41,7 +41,7 @@ from typing import Optional
 
 from bench.cli.args import positive_float
 from bench.contract.errors import UsageError
-from bench.contract.provenance import CODE_ROOT
+from bench.contract.provenance import CODE_COMMIT_ENV, CODE_ROOT, git_commit, stated_commit
 from bench.contract.store import append_csv_row
 
 TOTAL_S = 480.0  # one command: 8 min, so a machine start (1-2 min) and a 3-minute rerun fit the 15
@@ -401,6 +401,10 @@ def main(argv=None) -> int:
                         help=f"seconds for this command (default {TOTAL_S:g}, at most {COMMAND_LIMIT_S:g})")
     parser.add_argument("--pack", metavar="DIR", help="after each step, write DIR/<out name>.tar.gz of the campaign "
                                                       "directory (the device returns files, not folders)")
+    parser.add_argument("--code-commit", metavar="HASH",
+                        help="the commit the working tree was copied from (`git rev-parse HEAD` where it was; "
+                             "`+dirty` if it had changes), recorded in every row instead of what this checkout's "
+                             "git says: a lent device machine's copy has a stale .git")
     parser.add_argument("--stage-data", action="store_true", help=f"copy MNIST into {STAGED_DATA} and exit")
     parser.add_argument("--plan", action="store_true", help="print the steps with their estimates, and exit")
     args = parser.parse_args(argv)
@@ -409,6 +413,11 @@ def main(argv=None) -> int:
             print(f"MNIST staged in {stage_data(args.data_dir)}: pass carry=[\".data\"] to the device run")
             return 0
         settings = _settings(args)
+        if args.code_commit is not None:
+            os.environ[CODE_COMMIT_ENV] = args.code_commit.strip()
+            if not stated_commit():
+                raise UsageError(f"--code-commit {args.code_commit!r}: give the 40-hex-digit hash `git rev-parse HEAD` "
+                                 "prints, optionally followed by +dirty")
         if args.plan:
             print(plan_table(build_steps(Settings(False, settings.out, settings.data_dir)), args.total))
             print("\nassumptions:\n" + "\n".join(f"- {a}" for a in ASSUMPTIONS))
@@ -422,6 +431,9 @@ def main(argv=None) -> int:
         from bnn_impls.mnist import ensure_available
 
         ensure_available(str(settings.data_dir), allow_download=False)
+        if not args.dry_run and not stated_commit():
+            print(f"[campaign] warning: no --code-commit: rows will record {git_commit() or 'no commit'}, which "
+                  "on a lent machine is its copy's stale .git", flush=True)
     except Exception as e:
         from bnn_impls.mnist import DataError
         from bnn_impls.names import BnnConfigError

@@ -74,8 +74,11 @@ def main(argv) -> int:
         return 2
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as the campaign runs it
+    from bench.contract.provenance import git_commit
+
     facts = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0],
-             "cuda_available": torch.cuda.is_available()}
+             "cuda_available": torch.cuda.is_available(), "git_commit": git_commit()}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         facts.update(device=props.name, total_memory_bytes=props.total_memory,

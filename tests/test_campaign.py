@@ -210,3 +210,14 @@ def test_a_sweep_whose_configs_all_err_is_a_failed_step_not_ok(tmp_path):
     assert not ok and text == "rows: 1 error, 1 oom"
     assert C.rows_verdict(before, {"A": "ok", "C": "oom", "D": "timeout"}) == (True, "rows: 1 oom, 1 timeout")
     assert C.rows_verdict(before, before) == (True, "rows: none new")
+
+
+def test_code_commit_must_be_a_full_hash_and_reaches_the_steps(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(C.CODE_COMMIT_ENV, raising=False)
+    assert C.main(["--dry-run", "--out", str(tmp_path / "c"), "--code-commit", "abc; ls"]) == 2
+    assert "40-hex-digit" in capsys.readouterr().err
+    head = "0123456789abcdef0123456789abcdef01234567+dirty"
+    assert C.main(["--plan", "--code-commit", head]) == 0
+    import os
+
+    assert os.environ[C.CODE_COMMIT_ENV] == head  # the steps' subprocesses inherit it

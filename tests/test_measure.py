@@ -97,3 +97,23 @@ def test_nvml_memory_is_this_process_entry_not_the_device_total():
     assert process_gpu_bytes([NS(pid=12, usedGpuMemory=None)], 12) is None
     assert process_gpu_bytes([NS(pid=12, usedGpuMemory=2**64 - 1)], 12) is None  # NVML's "not available"
     assert process_gpu_bytes(None, 12) is None
+
+
+def test_a_stated_commit_replaces_what_a_stale_checkout_reports(monkeypatch):
+    """The H200's copy of the tree had a stale .git: every row read the session's first commit +dirty."""
+    from bench.contract import provenance
+    from bench.gate.paired import base_environment
+
+    head = "0123456789abcdef0123456789abcdef01234567"
+    for value, stated in ((head, head), (head + "+dirty", head + "+dirty"), ("abc123", ""), ("x" * 40, ""),
+                          (head + "; rm -rf /", ""), ("", "")):
+        monkeypatch.setenv(provenance.CODE_COMMIT_ENV, value)
+        assert provenance.stated_commit() == stated, value
+    monkeypatch.setenv(provenance.CODE_COMMIT_ENV, head)
+    provenance.git_commit.cache_clear()
+    try:
+        assert provenance.git_commit() == head
+    finally:
+        provenance.git_commit.cache_clear()
+    # The base side of a paired run runs another tree: the stated commit must not travel to it.
+    assert provenance.CODE_COMMIT_ENV not in base_environment(provenance.CODE_ROOT)

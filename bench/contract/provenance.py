@@ -11,15 +11,32 @@ import datetime as _dt
 import functools
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
 CODE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+#: The commit a copy of the code came from, stated by whoever copied it: a lent GPU machine gets the
+#: working tree with a stale .git (on 2026-12-04 every H200 row read the session's first commit
+#: +dirty). Honored only in the form `git rev-parse HEAD` gives, optionally with `+dirty`.
+CODE_COMMIT_ENV = "BNN_BENCH_CODE_COMMIT"
+_STATED_COMMIT = re.compile(r"[0-9a-f]{40}(\+dirty)?")
+
+
+def stated_commit() -> str:
+    """$BNN_BENCH_CODE_COMMIT when it is a full commit hash (with an optional `+dirty`), else ''."""
+    value = os.environ.get(CODE_COMMIT_ENV, "").strip()
+    return value if _STATED_COMMIT.fullmatch(value) else ""
+
+
 @functools.cache
 def git_commit() -> str:
-    """HEAD of the checkout this code runs from, with `+dirty` when the tree has changes; '' outside git."""
+    """HEAD of the checkout this code runs from, with `+dirty` when the tree has changes; '' outside git.
+    Where $BNN_BENCH_CODE_COMMIT states the commit (stated_commit), that is returned instead."""
+    if stated_commit():
+        return stated_commit()
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=CODE_ROOT, capture_output=True, text=True, timeout=10

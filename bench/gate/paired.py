@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from bench.contract.config import BenchConfig
-from bench.contract.provenance import CODE_ROOT
+from bench.contract.provenance import CODE_COMMIT_ENV, CODE_ROOT
 from bench.contract.records import RunResult
 from bench.contract.store import ResultsWriter
 from bench.gate.base_tree import BaseTree
@@ -61,6 +61,7 @@ def base_environment(base_root: Path, env: Optional[dict] = None, plugins: Optio
     parts = [str(base_root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in ours]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     env.pop("BNN_BENCH_PLUGINS", None)
+    env.pop(CODE_COMMIT_ENV, None)  # a commit stated for our code is not the base tree's
     if plugins:
         env["BNN_BENCH_PLUGINS"] = plugins
     # That worker runs in the other tree's directory: a relative data path would point elsewhere.
