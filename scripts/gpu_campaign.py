@@ -41,7 +41,7 @@ from typing import Optional
 
 from bench.cli.args import positive_float
 from bench.contract.errors import UsageError
-from bench.contract.provenance import CODE_COMMIT_ENV, CODE_ROOT, git_commit, stated_commit
+from bench.contract.provenance import CODE_COMMIT_ENV, CODE_ROOT, git_commit, is_commit_statement
 from bench.contract.store import append_csv_row
 
 TOTAL_S = 480.0  # one command: 8 min, so a machine start (1-2 min) and a 3-minute rerun fit the 15
@@ -96,6 +96,7 @@ class Settings:
     dry_run: bool
     out: Path
     data_dir: Path
+    code_commit: str = ""  # --code-commit: given to every step as $BNN_BENCH_CODE_COMMIT
 
     @property
     def device(self) -> str:
@@ -238,12 +239,22 @@ def command(step: Step) -> list[str]:
     return [sys.executable, str(CODE_ROOT / "run_bench.py"), *step.argv]
 
 
-def run_step(step: Step, limit_s: float, data_dir: Optional[Path] = None) -> tuple[int, bool]:
-    """(returncode, stopped_at_limit). The step's output goes to our stdout (the device's log).
-    `data_dir` becomes BNN_BENCH_DATA, where the tests' MNIST fixture looks (../shared does not travel)."""
+def step_environment(s: Optional[Settings]) -> dict:
+    """Our environment, plus BNN_BENCH_DATA (where the tests' MNIST fixture looks: ../shared does not
+    travel) and the stated commit, if any."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if s is not None:
+        env["BNN_BENCH_DATA"] = str(s.data_dir)
+        if s.code_commit:
+            env[CODE_COMMIT_ENV] = s.code_commit
+    return env
+
+
+def run_step(step: Step, limit_s: float, s: Optional[Settings] = None) -> tuple[int, bool]:
+    """(returncode, stopped_at_limit). The step's output goes to our stdout (the device's log)."""
     cmd = command(step)
     print(f"[campaign] $ {' '.join(cmd)}", flush=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **({"BNN_BENCH_DATA": str(data_dir)} if data_dir else {}))
+    env = step_environment(s)
     child = subprocess.Popen(cmd, cwd=CODE_ROOT, env=env, start_new_session=True)
     try:
         return child.wait(timeout=max(1.0, limit_s)), False
@@ -312,7 +323,7 @@ def run_campaign(steps: list[Step], s: Settings, total_s: float, after_step=None
             continue
         t0 = time.monotonic()
         before = row_statuses(step_out_dir(step))
-        returncode, stopped = run_step(step, min(step.cap_s, left), s.data_dir)
+        returncode, stopped = run_step(step, min(step.cap_s, left), s)
         rows_ok, rows = rows_verdict(before, row_statuses(step_out_dir(step)))
         status = "stopped" if stopped else ("ok" if returncode == 0 and rows_ok else "failed")
         reason = ("stopped at its cap or --total: run the command again to resume" if stopped else
@@ -388,7 +399,7 @@ def _settings(args) -> Settings:
                                                           Path(os.environ.get("BNN_BENCH_DATA", staged)))
     default_out = CODE_ROOT / "results" / "gpu" / ("dry-run" if args.dry_run else "campaign")
     return Settings(dry_run=args.dry_run, out=Path(args.out).resolve() if args.out else default_out,
-                    data_dir=data_dir.resolve())
+                    data_dir=data_dir.resolve(), code_commit=(args.code_commit or "").strip())
 
 
 def main(argv=None) -> int:
@@ -413,11 +424,9 @@ def main(argv=None) -> int:
             print(f"MNIST staged in {stage_data(args.data_dir)}: pass carry=[\".data\"] to the device run")
             return 0
         settings = _settings(args)
-        if args.code_commit is not None:
-            os.environ[CODE_COMMIT_ENV] = args.code_commit.strip()
-            if not stated_commit():
-                raise UsageError(f"--code-commit {args.code_commit!r}: give the 40-hex-digit hash `git rev-parse HEAD` "
-                                 "prints, optionally followed by +dirty")
+        if args.code_commit is not None and not is_commit_statement(args.code_commit.strip()):
+            raise UsageError(f"--code-commit {args.code_commit!r}: give the 40-hex-digit hash `git rev-parse HEAD` "
+                             "prints, optionally followed by +dirty")
         if args.plan:
             print(plan_table(build_steps(Settings(False, settings.out, settings.data_dir)), args.total))
             print("\nassumptions:\n" + "\n".join(f"- {a}" for a in ASSUMPTIONS))
@@ -431,7 +440,7 @@ def main(argv=None) -> int:
         from bnn_impls.mnist import ensure_available
 
         ensure_available(str(settings.data_dir), allow_download=False)
-        if not args.dry_run and not stated_commit():
+        if not args.dry_run and not settings.code_commit:
             print(f"[campaign] warning: no --code-commit: rows will record {git_commit() or 'no commit'}, which "
                   "on a lent machine is its copy's stale .git", flush=True)
     except Exception as e:

@@ -212,12 +212,15 @@ def test_a_sweep_whose_configs_all_err_is_a_failed_step_not_ok(tmp_path):
     assert C.rows_verdict(before, before) == (True, "rows: none new")
 
 
-def test_code_commit_must_be_a_full_hash_and_reaches_the_steps(tmp_path, capsys, monkeypatch):
+def test_code_commit_must_be_a_full_hash_and_reaches_the_steps_only(tmp_path, capsys, monkeypatch):
+    import os
+
     monkeypatch.delenv(C.CODE_COMMIT_ENV, raising=False)
     assert C.main(["--dry-run", "--out", str(tmp_path / "c"), "--code-commit", "abc; ls"]) == 2
     assert "40-hex-digit" in capsys.readouterr().err
     head = "0123456789abcdef0123456789abcdef01234567+dirty"
-    assert C.main(["--plan", "--code-commit", head]) == 0
-    import os
-
-    assert os.environ[C.CODE_COMMIT_ENV] == head  # the steps' subprocesses inherit it
+    s = C.Settings(dry_run=True, out=tmp_path, data_dir=tmp_path / "mnist", code_commit=head)
+    env = C.step_environment(s)
+    assert env[C.CODE_COMMIT_ENV] == head and env["BNN_BENCH_DATA"] == str(tmp_path / "mnist")
+    assert C.CODE_COMMIT_ENV not in os.environ  # the steps get it; this process (and later tests) do not
+    assert C.CODE_COMMIT_ENV not in C.step_environment(_settings(tmp_path, dry_run=True))

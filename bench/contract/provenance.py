@@ -25,10 +25,15 @@ CODE_COMMIT_ENV = "BNN_BENCH_CODE_COMMIT"
 _STATED_COMMIT = re.compile(r"[0-9a-f]{40}(\+dirty)?")
 
 
+def is_commit_statement(value: str) -> bool:
+    """Whether `value` is what `git rev-parse HEAD` prints, optionally followed by `+dirty`."""
+    return bool(_STATED_COMMIT.fullmatch(value))
+
+
 def stated_commit() -> str:
     """$BNN_BENCH_CODE_COMMIT when it is a full commit hash (with an optional `+dirty`), else ''."""
     value = os.environ.get(CODE_COMMIT_ENV, "").strip()
-    return value if _STATED_COMMIT.fullmatch(value) else ""
+    return value if is_commit_statement(value) else ""
 
 
 @functools.cache
