@@ -4,7 +4,7 @@ it goes. Not part of the library: it drives `run_bench.py` commands.
 
     scripts/gpu_campaign.sh --stage-data                                  # once, here: MNIST -> .data/mnist
     scripts/gpu_campaign.sh --out results/gpu/DATE-GPU --pack $OUT        # on the device: the campaign
-    scripts/gpu_campaign.sh --out results/gpu/DATE-GPU --pack $OUT --total 220   # the rerun: what is left
+    scripts/gpu_campaign.sh --out results/gpu/DATE-GPU --pack $OUT --total 210   # the rerun: what is left
     scripts/gpu_campaign.sh --dry-run --out /tmp/rehearsal                # the same command on the CPU
     scripts/gpu_campaign.sh --plan                                        # the steps and their estimates
 
@@ -39,10 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from bench.cli.args import positive_float
 from bench.contract.errors import UsageError
 from bench.contract.provenance import CODE_COMMIT_ENV, CODE_ROOT, git_commit, is_commit_statement
 from bench.contract.store import append_csv_row
+from bnn_impls.names import IMPLEMENTATIONS
 
 TOTAL_S = 480.0  # one command: 8 min, so a machine start (1-2 min) and a 3-minute rerun fit the 15
 RERUN_TOTAL_S = 210.0  # the rerun's --total: what is left of the 15 minutes after the first command
@@ -52,11 +55,11 @@ REFERENCE_DIR = Path("results") / "reference_a100"
 LOG_FILE = "campaign.csv"
 LOG_COLUMNS = ("step", "priority", "mode", "status", "estimate_s", "wall_s", "returncode", "reason", "started",
                "ended")
-IMPLS = ("sequential", "vmap", "vmap_lrt", "vmap_flipout")  # every implementation of ours
+IMPLS = IMPLEMENTATIONS  # every implementation of ours, any added later included
 PROFILED = ("vmap_lrt", "sequential")
 
 #: The report's Table 2 (A100, seconds per MNIST epoch of 469 steps) at S = 1, 2, 5, 10: the basis
-#: of the step estimates, with vmap_flipout taken as vmap (both sample every weight).
+#: of the step estimates; an implementation the report did not time (vmap_flipout) is taken as vmap.
 REPORT_MNIST_EPOCH_S = {"sequential": (14.3, 23.0, 49.5, 94.0), "vmap": (15.1, 19.0, 31.7, 52.0),
                         "vmap_lrt": (10.2, 11.0, 13.6, 17.1)}
 REPORT_SAMPLES = (1, 2, 5, 10)
@@ -105,11 +108,8 @@ class Settings:
 
 def mnist_step_s(impl: str, samples: int) -> float:
     """Estimated seconds per MNIST step on an H100/H200 (ASSUMPTIONS); S between the report's points interpolates."""
-    row = REPORT_MNIST_EPOCH_S["vmap" if impl == "vmap_flipout" else impl]
-    i = max(k for k in range(len(REPORT_SAMPLES) - 1) if REPORT_SAMPLES[k] <= samples or k == 0)
-    (s0, s1), (e0, e1) = REPORT_SAMPLES[i:i + 2], row[i:i + 2]
-    epoch = e0 + (e1 - e0) * (samples - s0) / (s1 - s0)
-    return epoch / MNIST_STEPS_PER_EPOCH / REPORT_TO_H100
+    row = REPORT_MNIST_EPOCH_S.get(impl, REPORT_MNIST_EPOCH_S["vmap"])
+    return float(np.interp(samples, REPORT_SAMPLES, row)) / MNIST_STEPS_PER_EPOCH / REPORT_TO_H100
 
 
 def _sweep(s: Settings, out: str, *args: str, timeout: float) -> tuple[str, ...]:
@@ -204,10 +204,10 @@ def build_steps(s: Settings) -> list[Step]:
     tests = Step("pytest -m gpu", 1, ("-m", "gpu", "-q", "-p", "no:cacheprovider", "-rs",
                                       "--continue-on-collection-errors", f"--junitxml={s.out / 'gpu-tests.xml'}",
                                       "tests/"), 45.0, 150, kind="pytest")  # H200: 39 s, one compile
-    regression_cg = Step("grid regression cudagraphs", 5, grid_steps(s)[2].argv + ("--step-mode", "cudagraphs"),
+    grid = grid_steps(s)  # the whole epochs (the last) are an extra: the step grid gives epoch = 469 steps
+    regression_cg = Step("grid regression cudagraphs", 5, grid[2].argv + ("--step-mode", "cudagraphs"),
                          PARALLEL_START_S + 20, 100,
                          skip_reason="CUDA graphs need a CUDA device" if s.dry_run else "")
-    grid = grid_steps(s)  # the whole epochs (the last) are an extra: the step grid gives epoch = 469 steps
     return [machine, tests, *grid[:-1], *kl_steps(s), *profile_steps(s), grid[-1], regression_cg]
 
 

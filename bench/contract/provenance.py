@@ -40,8 +40,9 @@ def stated_commit() -> str:
 def git_commit() -> str:
     """HEAD of the checkout this code runs from, with `+dirty` when the tree has changes; '' outside git.
     Where $BNN_BENCH_CODE_COMMIT states the commit (stated_commit), that is returned instead."""
-    if stated_commit():
-        return stated_commit()
+    stated = stated_commit()
+    if stated:
+        return stated
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=CODE_ROOT, capture_output=True, text=True, timeout=10
