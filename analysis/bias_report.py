@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.load import read_checked_table
 from bench.contract.bias_schema import BIAS_COLUMNS, BIAS_FILE, NUMERIC_BIAS_COLUMNS
-from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.files import make_dir, write_text_atomic
-from bench.contract.store import check_numeric, read_csv_table
 
 GROUPS = ("conv mu", "conv rho", "dense mu", "dense rho")
 
@@ -24,11 +23,7 @@ def has_bias(directory) -> bool:
 def load_bias(directory) -> pd.DataFrame:
     """bias.csv's rows, typed; a cell that is not a number is refused naming its file, line and column."""
     path = Path(directory) / BIAS_FILE
-    try:
-        rows = read_csv_table(path, BIAS_COLUMNS)
-        check_numeric(path, rows, NUMERIC_BIAS_COLUMNS)
-    except UsageError as e:
-        raise AnalysisInputError(str(e)) from None
+    rows = read_checked_table(path, BIAS_COLUMNS, NUMERIC_BIAS_COLUMNS)
     frame = pd.DataFrame(rows, columns=list(BIAS_COLUMNS))
     for col in NUMERIC_BIAS_COLUMNS:
         frame[col] = pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")  # validated above

@@ -13,9 +13,9 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from bench.contract.errors import AnalysisInputError, UsageError
+from analysis.load import read_checked_table
+from bench.contract.errors import AnalysisInputError
 from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE, TIME_SPLIT_PARTS
-from bench.contract.store import check_numeric, read_csv_table
 
 #: A row's gradients count as "on denormals" from this share of denormal elements up.
 DENORMAL_SHARE = 1e-4
@@ -105,11 +105,7 @@ def read_time_split(directories) -> pd.DataFrame:
     frames = []
     for directory in directories:
         path = Path(directory) / TIME_SPLIT_FILE
-        try:
-            rows = read_csv_table(path, TIME_SPLIT_COLUMNS)
-            check_numeric(path, rows, numeric)
-        except UsageError as e:
-            raise AnalysisInputError(str(e)) from None
+        rows = read_checked_table(path, TIME_SPLIT_COLUMNS, numeric)
         for number, row in enumerate(rows, start=2):
             empty = next((c for c in numeric if not row[c]), None)
             if empty:

@@ -10,7 +10,7 @@ import pandas as pd
 from bench.contract.errors import AnalysisInputError, UsageError
 from bench.contract.meta import read_meta
 from bench.contract.schema import META_FILE, REPEATS_COLUMNS, RUNS_FILE
-from bench.contract.store import read_repeats, read_runs
+from bench.contract.store import check_numeric, read_csv_table, read_repeats, read_runs
 
 #: The columns analysis reads; a file without them is not a bnn-bench results file.
 REQUIRED_RUNS_COLUMNS = ("run_id", "impl", "task", "kl", "samples", "device", "status", "epoch_s", "step_s_median")
@@ -29,6 +29,18 @@ class Results:
     @property
     def ok(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] == "ok"]
+
+
+def read_checked_table(path: Path, columns, numeric) -> list[dict]:
+    """A results table's rows, read and checked line by line by the store as runs.csv is (header,
+    fields, a torn last line, the `numeric` columns parsing as numbers); its error, naming file, line
+    and column, becomes analysis's."""
+    try:
+        rows = read_csv_table(path, columns)
+        check_numeric(path, rows, numeric)
+    except UsageError as e:
+        raise AnalysisInputError(str(e)) from None
+    return rows
 
 
 def _read_csv(path: Path, required) -> pd.DataFrame:
