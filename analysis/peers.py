@@ -41,7 +41,7 @@ def _round_ratios(num: pd.DataFrame, den: pd.DataFrame) -> np.ndarray:
     return (a[common] / b[common]).to_numpy(float)
 
 
-def _round_ratio_interval(ratios: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
+def round_ratio_interval(ratios: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
     """(median, 95% bootstrap interval) of per-round ratios, rounds resampled: drift within the run
     hit both implementations of a round alike, so it cancels here and not across repeats."""
     if len(ratios) < 2:
@@ -80,7 +80,7 @@ def peer_table(ok: pd.DataFrame, repeats: pd.DataFrame, task: str = "mnist", sam
             ratio = r["step_s_median"] / base["step_s_median"]
             if r["run_id"] in by_run and base["run_id"] in by_run:
                 # Timed in interleaved rounds: the ratio is formed within each round (as `check` does).
-                ratio, low, high = _round_ratio_interval(
+                ratio, low, high = round_ratio_interval(
                     _round_ratios(by_run[r["run_id"]], by_run[base["run_id"]]), rng)
                 how = "rounds"
             else:

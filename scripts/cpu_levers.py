@@ -17,10 +17,10 @@ same round, with a 95% bootstrap interval over rounds, beside its distance from 
 from __future__ import annotations
 
 import argparse
-import random
-import statistics
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,10 +74,11 @@ def configs(args, rows) -> list[BenchConfig]:
             for _, impl, fields in rows]
 
 
-def bootstrap(values: list[float], n: int = 4000, seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
-    return medians[int(0.025 * n)], medians[int(0.975 * n) - 1]
+def ratio_over_rounds(ratios: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """(median, 95% bootstrap interval over rounds) of per-round ratios: the peers table's statistic."""
+    from analysis.peers import round_ratio_interval
+
+    return round_ratio_interval(np.asarray(ratios, dtype=float), np.random.default_rng(seed))
 
 
 def lever_table(out: Path, grid: list[BenchConfig], rows: tuple) -> str:
@@ -99,9 +100,9 @@ def lever_table(out: Path, grid: list[BenchConfig], rows: tuple) -> str:
             continue
         mine, base = per_round.loc[config.run_id], per_round.loc[baseline[impl]]
         ratios = [mine[r] / base[r] for r in mine.index if r in base.index]
-        lo, hi = bootstrap(ratios)
+        ratio, lo, hi = ratio_over_rounds(ratios)
         fraction = row.get("fraction_of_ceiling")
-        lines.append(f"| {impl} | {label} | {row['step_s_median'] * 1e3:.1f} | {statistics.median(ratios):.3f} "
+        lines.append(f"| {impl} | {label} | {row['step_s_median'] * 1e3:.1f} | {ratio:.3f} "
                      f"[{lo:.3f}, {hi:.3f}] | {1 / fraction:.2f}x | {row['ceiling_s_per_step'] * 1e3:.1f} | "
                      f"{row['achieved_gflops']:.0f} |")
     return "\n".join(lines) + "\n"
@@ -128,8 +129,8 @@ def against_fastest_peer(out: Path, grid: list[BenchConfig], rows: tuple) -> str
             continue
         mine, theirs = per_round.loc[config.run_id], per_round.loc[fastest.run_id]
         ratios = [theirs[r] / mine[r] for r in mine.index if r in theirs.index]
-        lo, hi = bootstrap(ratios)
-        lines.append(f"| {impl} | {label} | {statistics.median(ratios):.2f}x [{lo:.2f}, {hi:.2f}] |")
+        ratio, lo, hi = ratio_over_rounds(ratios)
+        lines.append(f"| {impl} | {label} | {ratio:.2f}x [{lo:.2f}, {hi:.2f}] |")
     return "\n".join(lines) + "\n"
 
 
