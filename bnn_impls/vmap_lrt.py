@@ -33,7 +33,6 @@ from torch.func import functional_call, vmap
 from bnn_impls.bayesify import BayesianModel
 from bnn_impls.kl import standalone_kl
 from bnn_impls.layer_swap import SwappedSkeleton, cached_skeleton
-from bnn_impls.lrt_linear import lrt_linear, variance_floor
 from bnn_impls.names import BnnConfigError
 from bnn_impls.objective import ElboImplementation, ElboSpec, check_samples
 
@@ -57,23 +56,6 @@ def variance_dtype(dtype):
         yield
     finally:
         _VARIANCE_DTYPE[0] = previous
-
-
-#: Whether Linear layers run as one fused autograd node (the default) or as the composite of torch
-#: operations; set only through `composite_linear` (tests compare the two, benchmarks time them).
-_FUSED_LINEAR: list = [True]
-
-
-@contextlib.contextmanager
-def composite_linear():
-    """Run Linear layers' LRT as separate torch operations inside the block (the form before
-    bnn_impls/lrt_linear.py): the reference the fused node is tested and timed against."""
-    previous = _FUSED_LINEAR[0]
-    _FUSED_LINEAR[0] = False
-    try:
-        yield
-    finally:
-        _FUSED_LINEAR[0] = previous
 
 
 def _variance_operands(x, var_w, var_b):
@@ -144,21 +126,12 @@ class _LrtLayer(nn.Module):
             self.register_buffer(name, None)
 
     def forward(self, x):
-        if (self.rule is linear_moments and _FUSED_LINEAR[0] and torch.is_grad_enabled()
-                and not self.noise.requires_grad and not torch.compiler.is_compiling()
-                and not torch.is_autocast_enabled(x.device.type)):
-            # One autograd node with a hand-written backward (bnn_impls/lrt_linear.py). Without a
-            # graph (prediction) it would only add work; under torch.compile the composite form
-            # below is traced instead, and inductor fuses it itself; under autocast the composite
-            # form keeps autocast's casts (and its lower-precision backward matmuls).
-            return lrt_linear(x, self.mu_weight, self.mu_bias, self.var_weight, self.var_bias, self.noise,
-                              _VARIANCE_DTYPE[0])
         mean, var = self.rule(self.layer, x, self.mu_weight, self.mu_bias, self.var_weight, self.var_bias)
-        # Without a bias variance, an output whose receptive field is all zeros (after a ReLU, or in
-        # the padding) has variance exactly 0, where sqrt's derivative is infinite (NaN gradients).
-        floor = variance_floor(self.var_bias, var.dtype)
-        if floor:
-            var = var + floor
+        if self.var_bias is None:
+            # Without a bias variance, an output whose receptive field is all zeros (after a ReLU, or in
+            # the padding) has variance exactly 0, where sqrt's derivative is infinite (NaN gradients).
+            # A floor of eps^2 (std ~1e-7 in float32) is far below any weight's own noise.
+            var = var + torch.finfo(var.dtype).eps ** 2
         return mean + var.sqrt() * self.noise
 
 
