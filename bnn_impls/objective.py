@@ -84,5 +84,14 @@ class ElboImplementation:
             declared(self.name, self).check(*key)
             checked.add(key)
 
+    def draw_step_noise(self, model, samples: int, x: torch.Tensor,
+                        generator: Optional[torch.Generator]) -> Optional[list[torch.Tensor]]:
+        """Every draw `loss` makes before its KL, made here in the same order and returned in the form
+        `loss(noise=...)` replays, so `loss(noise=draw_step_noise(...))` is `loss()` with the same
+        generator state. None where the draws interleave with the computation (sequential's loop).
+        The `compile` lever draws outside the compiled region with it: a seeded draw inside is a
+        graph break, and the backward is then compiled in pieces."""
+        return None
+
     def nll_and_kl(self, model, x, y, samples, spec, generator, noise) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

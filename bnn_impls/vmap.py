@@ -16,8 +16,11 @@ class VmapBBB(ElboImplementation):
     draws_weights = True
     estimator_note = "weight sampling, every layer type: one weight draw per sample, shared by the batch"
 
+    def draw_step_noise(self, model, samples, x, generator):
+        return model.draw_weight_noise(samples, generator)
+
     def _outputs(self, model, x, samples, generator, noise):
-        eps = list(noise) if noise is not None else model.draw_weight_noise(samples, generator)
+        eps = list(noise) if noise is not None else self.draw_step_noise(model, samples, x, generator)
         weights = model.weights_from_noise(eps)  # each (S, *param)
         # BatchNorm's running stats: one copy per sample, mapped like the weights (None: nothing written).
         buffers = model.sample_buffers(samples)

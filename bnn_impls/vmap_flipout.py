@@ -162,9 +162,12 @@ class VmapFlipout(ElboImplementation):
         return model.draw_weight_noise(samples, generator) + draw_signs(samples, shapes, generator, mu0.device,
                                                                         mu0.dtype)
 
+    def draw_step_noise(self, model, samples, x, generator):
+        return self.draw_flipout_noise(model, samples, x, generator)
+
     def _outputs(self, model: BayesianModel, x, samples, generator, noise):
         skeleton = flipout_skeleton(model)
-        draws = list(noise) if noise is not None else self.draw_flipout_noise(model, samples, x, generator)
+        draws = list(noise) if noise is not None else self.draw_step_noise(model, samples, x, generator)
         n_params = len(model.mu)
         eps, signs = draws[:n_params], draws[n_params:]
         if len(signs) != 2 * len(skeleton.paths):

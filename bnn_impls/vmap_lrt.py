@@ -179,9 +179,12 @@ class VmapLRT(ElboImplementation):
             for _, shape in lrt_skeleton(model).io_shapes(model, x_shape)
         ]
 
+    def draw_step_noise(self, model, samples, x, generator):
+        return self.draw_activation_noise(model, samples, x, generator)
+
     def _outputs(self, model: BayesianModel, x, samples, generator, noise, sigmas):
         skeleton = lrt_skeleton(model)
-        zetas = list(noise) if noise is not None else self.draw_activation_noise(model, samples, x, generator)
+        zetas = list(noise) if noise is not None else self.draw_step_noise(model, samples, x, generator)
         moments = {}
         for layer in model.bayesian_layers:
             w, b = layer.weight, layer.bias

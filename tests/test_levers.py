@@ -126,3 +126,42 @@ def test_sweep_flags_reach_every_config_and_bad_levers_fail_before_running():
                               "--step-mode", "cudagraphs"])
     with pytest.raises(B.BnnConfigError, match="needs a CUDA device"):
         grid_from_args(args)
+
+
+@pytest.mark.parametrize("impl_name", ["vmap", "vmap_lrt", "vmap_flipout"])
+def test_draw_step_noise_makes_the_losss_own_draws(impl_name):
+    """The compile lever draws a step's noise outside the compiled loss: that must be the very draws
+    (and generator state) the loss would have made itself, or compiling would change the run."""
+    model, elbo, x, y = _setup()
+    impl = B.get_implementation(impl_name)
+    own_gen, outside_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    own = impl.loss(model, x, y, samples=3, spec=elbo, generator=own_gen).loss
+    noise = impl.draw_step_noise(model, 3, x, outside_gen)
+    outside = impl.loss(model, x, y, samples=3, spec=elbo, generator=outside_gen, noise=noise).loss
+    assert torch.equal(own, outside)
+    assert torch.equal(own_gen.get_state(), outside_gen.get_state())
+    other = impl.loss(model, x, y, samples=3, spec=elbo, noise=impl.draw_step_noise(model, 3, x, own_gen)).loss
+    assert not torch.equal(own, other)  # the next draws differ: the comparison can fail
+
+
+def test_sequential_draws_inside_its_loop_so_compile_keeps_its_draws():
+    model, elbo, x, _ = _setup()
+    assert B.get_implementation("sequential").draw_step_noise(model, 2, x, torch.Generator()) is None
+
+
+@pytest.mark.slow  # dynamo traces the loss: about half a minute on 2 CPU cores
+def test_the_compiled_vmap_lrt_loss_is_one_graph_with_its_noise_drawn_outside():
+    model, elbo, x, y = _setup()
+    impl = B.get_implementation("vmap_lrt")
+    generator = torch.Generator().manual_seed(0)
+    noise = impl.draw_step_noise(model, 2, x, generator)
+
+    def with_noise(x, y, noise):
+        return impl.loss(model, x, y, samples=2, spec=elbo, generator=generator, noise=noise).loss
+
+    def drawing(x, y):
+        return impl.loss(model, x, y, samples=2, spec=elbo, generator=generator).loss
+
+    with_noise(x, y, noise), drawing(x, y)  # the skeleton is built and cached outside the trace
+    assert torch._dynamo.explain(with_noise)(x, y, noise).graph_break_count == 0
+    assert torch._dynamo.explain(drawing)(x, y).graph_break_count > 0  # what the lever avoids

@@ -166,10 +166,34 @@ def build_train_steps(model, impl, spec, *, lr: float, samples: int, generator: 
         timed = eager
     elif step_mode == "compile":
         timed = make_train_step(model, impl, spec, opt, samples=samples, generator=generator,
-                                loss_fn=torch.compile(loss_fn), forward_context=fwd)
+                                loss_fn=compiled_loss(model, impl, spec, samples, generator), forward_context=fwd)
     else:
         timed = CudaGraphStep(eager, loss_fn, opt, generator, fwd)
     return LeverSteps(timed=_wrapped(timed, whole), eager=_wrapped(eager, whole), optimizer=opt)
+
+
+def compiled_loss(model, impl, spec, samples: int, generator: torch.Generator):
+    """`torch.compile` of the loss. A seeded draw cannot be traced: each is a graph break, and the
+    backward is then compiled in pieces (`vmap_lrt` MNIST: four graphs, one per side of its three
+    noise draws). Where the implementation can draw a step's noise up front (`draw_step_noise`, in
+    the order its loss would), the noise is drawn eagerly and passed in, so the loss is one graph and
+    the run consumes the generator exactly as eager does. Otherwise (sequential's loop, peers) the
+    loss is compiled as it is."""
+    draw = getattr(impl, "draw_step_noise", None)
+
+    def with_noise(x, y, noise):
+        return impl.loss(model, x, y, samples=samples, spec=spec, generator=generator, noise=noise)
+
+    def drawing(x, y):
+        return impl.loss(model, x, y, samples=samples, spec=spec, generator=generator)
+
+    compiled_with_noise, compiled_drawing = torch.compile(with_noise), torch.compile(drawing)  # both lazy
+
+    def loss(x, y):
+        noise = None if draw is None else draw(model, samples, x, generator)
+        return compiled_drawing(x, y) if noise is None else compiled_with_noise(x, y, noise)
+
+    return loss
 
 
 class CudaGraphStep:
