@@ -128,7 +128,19 @@ def test_sweep_flags_reach_every_config_and_bad_levers_fail_before_running():
         grid_from_args(args)
 
 
-@pytest.mark.parametrize("impl_name", ["vmap", "vmap_lrt", "vmap_flipout"])
+def _drawing_up_front():
+    """Our implementations that define draw_step_noise (a new one is covered without editing this)."""
+    from bnn_impls.objective import ElboImplementation
+
+    return [name for name in B.IMPLEMENTATIONS
+            if type(B.get_implementation(name)).draw_step_noise is not ElboImplementation.draw_step_noise]
+
+
+def test_the_vectorized_implementations_draw_up_front():
+    assert {"vmap", "vmap_lrt", "vmap_flipout"} <= set(_drawing_up_front())
+
+
+@pytest.mark.parametrize("impl_name", _drawing_up_front())
 def test_draw_step_noise_makes_the_losss_own_draws(impl_name):
     """The compile lever draws a step's noise outside the compiled loss: that must be the very draws
     (and generator state) the loss would have made itself, or compiling would change the run."""
