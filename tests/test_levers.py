@@ -177,3 +177,24 @@ def test_the_compiled_vmap_lrt_loss_is_one_graph_with_its_noise_drawn_outside():
     with_noise(x, y, noise), drawing(x, y)  # the skeleton is built and cached outside the trace
     assert torch._dynamo.explain(with_noise)(x, y, noise).graph_break_count == 0
     assert torch._dynamo.explain(drawing)(x, y).graph_break_count > 0  # what the lever avoids
+
+
+@pytest.mark.slow  # compiles two losses: about a minute on 2 CPU cores
+def test_compile_noise_script_prints_each_step_against_eager(capsys):
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compile_noise.py"
+    spec = importlib.util.spec_from_file_location("compile_noise", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        assert module.main(["--samples", "1", "--batch", "4", "--rounds", "2", "--steps", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for name in ("eager", "compile, draws inside", "compile, noise passed in"):
+        assert f"| {name} |" in out
+    assert re.search(r"passed in / draws inside, same round: \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", out)
