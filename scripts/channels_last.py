@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import bnn_impls as B  # noqa: E402
 from analysis.peers import round_ratio_interval  # noqa: E402
 from bench.contract.provenance import cpu_model  # noqa: E402
+from bench.measure.timing import time_in_rounds  # noqa: E402
 from bnn_impls.model_factory import build_model  # noqa: E402
 
 LAYOUTS = ("contiguous", "channels_last")
@@ -74,15 +74,7 @@ def main(argv=None) -> int:
     impls = [name.strip() for name in args.impls.split(",") if name.strip()]
     steps = {(impl, layout): make_step(args.task, impl, layout, args.batch, args.samples)
              for impl in impls for layout in LAYOUTS}
-    for step in steps.values():
-        step(), step()
-    times = {key: [] for key in steps}
-    order = list(steps)
-    for r in range(args.rounds):
-        for key in order if r % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            steps[key]()
-            times[key].append(time.perf_counter() - start)
+    times = time_in_rounds(steps, args.rounds)
     print(f"{cpu_model()}; torch {torch.__version__}; {args.threads} thread(s); {args.task} (synthetic inputs), "
           f"batch {args.batch}, S = {args.samples}; {args.rounds} interleaved rounds")
     print()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import bnn_impls as B  # noqa: E402
 from analysis.peers import round_ratio_interval  # noqa: E402
 from bench.contract.provenance import cpu_model  # noqa: E402
+from bench.measure.timing import time_in_rounds  # noqa: E402
 from bench.training.levers import compiled_loss  # noqa: E402
 
 
@@ -74,16 +74,8 @@ def main(argv=None) -> int:
         parser.error("--rounds must be at least 2 (the interval is over rounds)")
     torch.set_num_threads(args.threads)
     steps = make_steps(args.impl, args.samples, args.batch)
-    for step in steps.values():
-        step(), step()
     names = list(steps)
-    seconds = {name: [] for name in names}
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                steps[name]()
-            seconds[name].append((time.perf_counter() - start) / args.steps)
+    seconds = time_in_rounds(steps, args.rounds, calls=args.steps, order="rotate")
     print(f"{cpu_model()}; torch {torch.__version__}; {args.threads} thread(s); {args.impl} MNIST shapes, "
           f"batch {args.batch}, S = {args.samples}; {args.rounds} interleaved rounds of {args.steps} steps")
     print()

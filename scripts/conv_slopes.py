@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ import bnn_impls as B  # noqa: E402
 from analysis.fit import fit_line  # noqa: E402
 from analysis.peers import round_ratio_interval  # noqa: E402
 from bench.contract.provenance import cpu_model  # noqa: E402
+from bench.measure.timing import time_in_rounds  # noqa: E402
 from bnn_impls.model_factory import build_model  # noqa: E402
 from bnn_impls.tasks import DATASET_SIZES, steps_per_epoch  # noqa: E402
 from bnn_impls.vmap_lrt import variance_dtype  # noqa: E402
@@ -85,17 +85,8 @@ def main(argv=None) -> int:
     # are freed when it ends, so one step's peak is added at a time.
     keys = [(label, s) for s in samples for label, _, _ in LEVERS]
     impls = {label: (impl, ctx) for label, impl, ctx in LEVERS}
-    steps = {}
-    for label, s in keys:
-        impl, ctx = impls[label]
-        steps[(label, s)] = make_step(args.task, impl, ctx, args.batch, s)
-        steps[(label, s)](), steps[(label, s)]()
-    seconds = {key: [] for key in keys}
-    for r in range(args.rounds):
-        for key in keys if r % 2 == 0 else keys[::-1]:
-            start = time.perf_counter()
-            steps[key]()
-            seconds[key].append(time.perf_counter() - start)
+    steps = {(label, s): make_step(args.task, *impls[label], args.batch, s) for label, s in keys}
+    seconds = time_in_rounds(steps, args.rounds)
     print(f"{cpu_model()}; torch {torch.__version__}; {args.threads} thread(s); {args.task} (synthetic inputs), "
           f"batch {args.batch}, {per_epoch} steps per epoch; S = {samples}; {args.rounds} interleaved rounds")
     print()

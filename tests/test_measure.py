@@ -6,7 +6,7 @@ import pytest
 from bench.contract.config import BenchConfig
 from bench.contract.schema import RUNS_COLUMNS
 from bench.measure.step import measure
-from bench.measure.timing import summarize
+from bench.measure.timing import summarize, time_in_rounds
 
 
 class FakeClock:
@@ -117,3 +117,35 @@ def test_a_stated_commit_replaces_what_a_stale_checkout_reports(monkeypatch):
         provenance.git_commit.cache_clear()
     # The base side of a paired run runs another tree: the stated commit must not travel to it.
     assert provenance.CODE_COMMIT_ENV not in base_environment(provenance.CODE_ROOT)
+
+
+class _TickClock:
+    """A fake clock that advances only when a step runs: each call of step k costs k + 1 seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_in_rounds_warms_up_orders_rounds_and_divides_by_calls():
+    clock, log = _TickClock(), []
+
+    def step(k):
+        def run():
+            log.append(k)
+            clock.now += k + 1
+        return run
+
+    steps = {k: step(k) for k in range(3)}
+    seconds = time_in_rounds(steps, 3, calls=2, warmup=1, clock=clock)
+    assert log[:3] == [0, 1, 2]  # one untimed warm-up call each
+    timed = log[3:][::2]  # each step runs twice in a row per round
+    assert timed == [0, 1, 2, 2, 1, 0, 0, 1, 2]  # alternating order
+    assert seconds == {0: [1.0] * 3, 1: [2.0] * 3, 2: [3.0] * 3}  # per call, not per block
+    log.clear()
+    time_in_rounds(steps, 3, warmup=0, order="rotate", clock=clock)
+    assert log == [0, 1, 2, 1, 2, 0, 2, 0, 1]
+    with pytest.raises(ValueError, match="order"):
+        time_in_rounds(steps, 1, order="shuffle", clock=clock)

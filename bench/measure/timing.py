@@ -10,7 +10,7 @@ The harness warms up once, explicitly, before the first repeat. Tests inject a f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 from torch.utils.benchmark.utils.timer import timer as synchronized_clock
@@ -49,3 +49,36 @@ def summarize(seconds: Sequence[float], steps: Sequence[int], steps_per_epoch: i
     else:
         epoch_s = float(median * steps_per_epoch)
     return RepeatStats(float(median), float(q75 - q25), float(per_step.min()), epoch_s, whole_epochs)
+
+
+#: How `time_in_rounds` orders the steps of a round.
+ROUND_ORDERS = ("alternate", "rotate")
+
+
+def time_in_rounds(steps: Mapping[Hashable, Callable[[], object]], rounds: int, *, calls: int = 1, warmup: int = 2,
+                   order: str = "alternate", clock: Optional[Callable[[], float]] = None) -> dict:
+    """Seconds per call of each step, one value per round, for variants of a step compared in one
+    process (the scripts that time a lever beside its baseline). Every step is first called `warmup`
+    times untimed; then each round times every step `calls` times, in the mapping's order and
+    reversed on odd rounds (`alternate`) or started one step later each round (`rotate`), so drift
+    within the run reaches every step alike and ratios formed within a round cancel it. The sweep's
+    own rounds (bench/run/rounds.py) keep each config in its own process instead."""
+    if order not in ROUND_ORDERS:
+        raise ValueError(f"order must be one of {ROUND_ORDERS}, not {order!r}")
+    keys = list(steps)
+    for key in keys:
+        for _ in range(warmup):
+            steps[key]()
+    seconds = {key: [] for key in keys}
+    for r in range(rounds):
+        if order == "alternate":
+            round_keys = keys if r % 2 == 0 else keys[::-1]
+        else:
+            round_keys = keys[r % len(keys):] + keys[:r % len(keys)]
+        for key in round_keys:
+            def block(step=steps[key]):
+                for _ in range(calls):
+                    step()
+
+            seconds[key].append(time_block(block, clock=clock) / calls)
+    return seconds
