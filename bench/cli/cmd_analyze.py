@@ -51,7 +51,7 @@ def run_analysis(results_dir, reference_dir=None, out_dir=None, prefer=None, tar
     `results_dir`: one directory, or a list (several are merged; one is analyzed as itself)."""
     import analysis
 
-    # only quality runs use these
+    # passed only when given: target_error, margin and step_times concern quality runs, lever a sweep's levers
     extra = {k: v for k, v in (("target_error", target_error), ("margin", margin), ("step_times_dir", step_times),
                                ("lever", lever)) if v is not None}
     if isinstance(results_dir, (list, tuple)) and len(results_dir) > 1:
