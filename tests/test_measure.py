@@ -149,3 +149,52 @@ def test_time_in_rounds_warms_up_orders_rounds_and_divides_by_calls():
     assert log == [0, 1, 2, 1, 2, 0, 2, 0, 1]
     with pytest.raises(ValueError, match="order"):
         time_in_rounds(steps, 1, order="shuffle", clock=clock)
+
+
+# -- the counters' one instrumented step ------------------------------------------------------------
+
+
+def _counted_apart(training):
+    """What `count_steps` measured before the three counters shared a step: one step per counter."""
+    from bench.measure.ceiling import record_step_calls
+    from bench.measure.counters import count_ops
+    from bench.measure.flops import count_flops
+
+    return (count_flops(training.instrumented_step), count_ops(training.instrumented_step),
+            record_step_calls(training.instrumented_step))
+
+
+@pytest.mark.parametrize("impl,task", [("sequential", "regression"), ("vmap", "regression"),
+                                       ("vmap_lrt", "regression"), ("vmap_flipout", "regression"),
+                                       ("vmap_lrt", "lenet5"), ("sequential", "lenet5")])
+def test_counting_in_one_step_finds_what_one_step_per_counter_found(impl, task):
+    from bench.measure.step import counted_together
+    from bench.training.builder import build_config_training
+
+    config = BenchConfig(impl=impl, task=task, samples=3, threads=1, data="synthetic", batch_size=4)
+    together, apart = build_config_training(config), build_config_training(config)
+    together.step(), apart.step()  # as in measure: the saved-bytes step comes first (Adam's state made)
+    flops, ops, calls = counted_together(together.instrumented_step)
+    flops_apart, ops_apart, calls_apart = _counted_apart(apart)
+    assert flops == flops_apart > 0
+    assert ops == ops_apart and ops.total > 50  # every operator's count and the allocated bytes
+    assert sorted(calls, key=repr) == sorted(calls_apart, key=repr) and calls
+
+
+def test_a_counter_that_fails_in_the_shared_step_costs_only_its_own_column(monkeypatch):
+    from bench.measure import ceiling
+    from bench.measure.step import count_steps
+    from bench.training.builder import build_config_training
+
+    config = BenchConfig(impl="vmap", task="regression", samples=2, threads=1, data="synthetic")
+    expected = _counted_apart(build_config_training(config))
+
+    def broken(self, func, types, args=(), kwargs=None):  # fails at the step's first matrix product
+        if func._overloadpacket in ceiling.flop_registry:
+            raise RuntimeError("this operator cannot be recorded")
+        return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(ceiling.CallRecorder, "__torch_dispatch__", broken)
+    counts = count_steps(config, build_config_training(config), graph_bytes=False)
+    assert counts.flops == expected[0] and counts.ops == expected[1]
+    assert counts.gemm_calls is None

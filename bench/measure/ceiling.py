@@ -87,7 +87,7 @@ def _spec(value):
     return value
 
 
-class _Recorder(TorchDispatchMode):
+class CallRecorder(TorchDispatchMode):
     """Records the calls of operators with a FLOP formula (as torch's FlopCounterMode counts them)."""
 
     def __init__(self):
@@ -104,13 +104,17 @@ class _Recorder(TorchDispatchMode):
                             tuple(sorted((k, _spec(v)) for k, v in kwargs.items())), flops)] += 1
         return out
 
+    def recorded(self) -> list[tuple[Call, int]]:
+        """Each distinct call once, with how many times the step made it."""
+        return list(self.calls.items())
+
 
 def record_calls(step: Callable[[], object]) -> list[tuple[Call, int]]:
     """The GEMM/convolution calls of one run of `step`, each distinct call once with its count."""
-    recorder = _Recorder()
+    recorder = CallRecorder()
     with recorder:
         step()
-    return list(recorder.calls.items())
+    return recorder.recorded()
 
 
 def _materialize(value, generator: torch.Generator):

@@ -49,7 +49,9 @@ def _storage_key(t: torch.Tensor) -> Optional[int]:
         return None
 
 
-class _OpCountingMode(TorchDispatchMode):
+class OpCountingMode(TorchDispatchMode):
+    """Counts every operator dispatched inside it and the bytes they allocate (`counts()` after)."""
+
     def __init__(self):
         super().__init__()
         self.ops: Counter = Counter()
@@ -67,15 +69,18 @@ class _OpCountingMode(TorchDispatchMode):
                     self.alloc_bytes += t.untyped_storage().nbytes()
         return out
 
+    def counts(self) -> OpCounts:
+        return OpCounts(dict(sorted(self.ops.items())), int(self.alloc_bytes))
+
 
 def count_ops(fn: Callable[[], object]) -> Optional[OpCounts]:
     """The operators `fn` dispatches and the bytes they allocate; None where the mode cannot run it."""
     try:
-        with _OpCountingMode() as mode:
+        with OpCountingMode() as mode:
             fn()
     except Exception:  # like the FLOP counter: a config the mode cannot follow keeps its row
         return None
-    return OpCounts(dict(sorted(mode.ops.items())), int(mode.alloc_bytes))
+    return mode.counts()
 
 
 # -- Callgrind ----------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.contract.config import BenchConfig
 from bench.contract.records import RunResult, config_columns
 from bench.contract.schema import RUNS_COLUMNS
-from bench.measure.ceiling import Ceiling, calibrate_calls, ceiling_columns, record_step_calls
-from bench.measure.counters import Instructions, OpCounts, count_instructions, count_ops
+from bench.measure.ceiling import CallRecorder, Ceiling, calibrate_calls, ceiling_columns, record_step_calls
+from bench.measure.counters import Instructions, OpCountingMode, OpCounts, count_instructions, count_ops
 from bench.measure.flops import count_flops
 from bench.measure.gpu_peaks import throughput_columns
 from bench.measure.machine import device_name
@@ -78,11 +79,32 @@ def count_steps(config: BenchConfig, training: Training, *, flops_and_ops: bool 
             # torch.func.grad refuses saved-tensor hooks (posteriors_vi): the figure cannot be taken, so it stays empty.
             if "saved tensor hooks" not in str(e):
                 raise
-    flops = count_flops(training.instrumented_step) if flops_and_ops else None
-    ops = count_ops(training.instrumented_step) if flops_and_ops else None
+    flops = ops = calls = None
+    if flops_and_ops:
+        together = counted_together(training.instrumented_step)
+        if together is not None:
+            flops, ops, calls = together
+        else:  # one step per counter, each with its own fallback: a counter that fails costs only its column
+            flops = count_flops(training.instrumented_step)
+            ops = count_ops(training.instrumented_step)
+            calls = record_step_calls(training.instrumented_step)
     instructions = count_instructions(config) if config.count_instructions else None
-    calls = record_step_calls(training.instrumented_step) if flops_and_ops else None
     return Counts(graph, flops, ops, instructions, calls)
+
+
+def counted_together(step: Callable[[], object]) -> Optional[tuple[int, OpCounts, list]]:
+    """The FLOPs, the operator counts and the ceiling's GEMM/conv calls of one run of `step`, the three
+    dispatch modes nested: each passes every operator on to the next, so each sees what it would
+    alone, and the config pays one instrumented step instead of three (in the default job, two
+    steps of each of its 44 configs). None if any of them fails: the caller then counts one mode per
+    step, where a failure costs only that mode's column."""
+    flop_counter, op_counter, recorder = FlopCounterMode(display=False), OpCountingMode(), CallRecorder()
+    try:
+        with flop_counter, op_counter, recorder:
+            step()
+    except Exception:  # noqa: BLE001 - retried one counter at a time, each with its own handling
+        return None
+    return int(flop_counter.get_total_flops()), op_counter.counts(), recorder.recorded()
 
 
 def time_repeats(config: BenchConfig, training: Training, *, clock=None, pacer: Optional[Pacer] = None,
