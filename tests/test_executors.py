@@ -266,3 +266,21 @@ def test_make_executor():
     assert isinstance(make_executor("inline", target="tests.fakes:ok"), InlineExecutor)
     with pytest.raises(UsageError, match="choose one of local, inline, slurm"):
         make_executor("ssh")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_the_fork_servers_preloads_start_no_thread():
+    """A thread pool started in the fork server would be forked into every worker without its threads
+    (a hang or one-thread matmuls there): importing what it preloads must run no parallel op."""
+    from bench.run.executors import FORKSERVER_PRELOAD
+
+    script = ("import importlib, os, sys\n"
+              "import torch\n"
+              "threads = len(os.listdir('/proc/self/task'))\n"
+              f"for name in {list(FORKSERVER_PRELOAD)!r}:\n"
+              "    importlib.import_module(name)\n"
+              "print(threads, len(os.listdir('/proc/self/task')), 'bench.measure.step' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env=child_environment(), check=True).stdout.split()
+    assert out[0] == out[1], f"importing the preloads started {int(out[1]) - int(out[0])} thread(s)"
+    assert out[2] == "True"  # the default target's module is among them
