@@ -198,3 +198,40 @@ def test_compile_noise_script_prints_each_step_against_eager(capsys):
     for name in ("eager", "compile, draws inside", "compile, noise passed in"):
         assert f"| {name} |" in out
     assert re.search(r"passed in / draws inside, same round: \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", out)
+
+
+def _noise_streams_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "noise_streams.py"
+    spec = importlib.util.spec_from_file_location("noise_streams", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_noise_from_two_streams_is_each_generators_own_draw_in_its_slice():
+    from concurrent.futures import ThreadPoolExecutor
+
+    module = _noise_streams_script()
+    out = torch.empty(3, 5, 7)  # 105 values: slices of 52 and 53
+    with ThreadPoolExecutor(2) as pool:
+        module.parallel_normal_(out, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)], pool)
+    flat = out.view(-1)
+    assert torch.equal(flat[:52], torch.empty(52).normal_(generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(flat[52:], torch.empty(53).normal_(generator=torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.slow  # compiles two losses: about a minute on 2 CPU cores
+def test_noise_streams_script_prints_draws_and_steps_two_streams_against_one(capsys):
+    import re
+
+    threads = torch.get_num_threads()
+    try:
+        assert _noise_streams_script().main(["--samples", "1", "--batch", "4", "--rounds", "2", "--steps", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for what in ("draws", "eager step", "compile step"):
+        assert re.search(rf"\| {what} \| [\d.]+ \| [\d.]+ \| \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \|", out), what
