@@ -117,7 +117,7 @@ PROFILES = {
     for p in (
         Profile(
             "quick",
-            "the default job (<= 5 min on 2 CPU cores): regression S=1,2,5,10 over whole epochs, MNIST S=1,2,5,10 "
+            "the default job (about 2 min on 2 CPU cores): regression S=1,2,5,10 over whole epochs, MNIST S=1,2,5,10 "
             "over 5 timed steps, all implementations, plus the KL estimators' cost per draw (n_mc 1, 10, 30, 100)",
             (
                 Block(("regression",), ALL_IMPLS, (1, 2, 5, 10), epochs=1, repeats=3, warmup=2),
