@@ -69,8 +69,8 @@ def make_steps(samples: int, batch: int) -> dict:
             return lambda model: impl.draw_step_noise(model, samples, x, generator)
         return lambda model: [parallel_normal_(torch.empty(s), generators, pool) for s in shapes]
 
-    steps = {"draws, 1 stream": lambda d=drawer(1): d(probe_model),
-             f"draws, {STREAMS} streams": lambda d=drawer(STREAMS): d(probe_model)}
+    one, several = drawer(1), drawer(STREAMS)
+    steps = {"draws, 1 stream": lambda: one(probe_model), f"draws, {STREAMS} streams": lambda: several(probe_model)}
     for mode in ("eager", "compile"):
         for streams in (1, STREAMS):
             model, spec = model_and_spec()
