@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 #: The default job profiles these configs for the report's time split: MNIST at S = 10, one per
 #: implementation (the KL block's n_mc variants excluded), each for a few steps after warm-up. Four
 #: steps, not more: reading the profile back costs more than taking it (sequential's 8 steps made
-#: 94k events, 5.5 s of `key_averages` against 2.5 s profiled, on the 2-vCPU EPYC), and a split
+#: 94k events, 5.5 s of `key_averages` against 2.5 s profiled, timed by hand on the 2-vCPU EPYC), and a split
 #: into five parts of a ~100-250 ms step needs no more than ~1 s of steps.
 SPLIT_TASK, SPLIT_SAMPLES, SPLIT_STEPS, SPLIT_WARMUP = "mnist", 10, 4, 2
 

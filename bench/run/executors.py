@@ -46,7 +46,7 @@ EXECUTORS = ("local", "inline", "slurm")
 WORKER_STARTS = ("forkserver", "exec")
 #: What the fork server imports once, before it forks any worker: the slow part of a worker's start.
 #: torch._dynamo: 2 s more, pulled in by torch.func. The worker and the default target's modules
-#: (bench, bnn_impls): another 0.14 s per worker on the 2-vCPU EPYC, 44 workers in the default job;
+#: (bench, bnn_impls): another ~0.14 s per worker on the 2-vCPU EPYC (timed by hand), 44 workers in the default job;
 #: importing them runs no torch op and starts no thread (tests/test_executors.py checks), so the
 #: server still forks no thread pool. A missing module is skipped by multiprocessing, not an error.
 FORKSERVER_PRELOAD = ("torch", "torch._dynamo", "torch.func", "bench.run.worker", DEFAULT_TARGET.partition(":")[0])
