@@ -250,12 +250,20 @@ def step_environment(s: Optional[Settings]) -> dict:
     return env
 
 
+def _interruptible() -> None:
+    """In the step's process, before exec: SIGINT back to its default. A campaign started in the
+    background (`cmd &` in a script, `nohup`) inherits SIGINT ignored, Python then leaves it ignored,
+    and a step stopped at its cap would sit out the 15 s grace before SIGKILL instead of stopping
+    cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_step(step: Step, limit_s: float, s: Optional[Settings] = None) -> tuple[int, bool]:
     """(returncode, stopped_at_limit). The step's output goes to our stdout (the device's log)."""
     cmd = command(step)
     print(f"[campaign] $ {' '.join(cmd)}", flush=True)
     env = step_environment(s)
-    child = subprocess.Popen(cmd, cwd=CODE_ROOT, env=env, start_new_session=True)
+    child = subprocess.Popen(cmd, cwd=CODE_ROOT, env=env, start_new_session=True, preexec_fn=_interruptible)
     try:
         return child.wait(timeout=max(1.0, limit_s)), False
     except subprocess.TimeoutExpired:

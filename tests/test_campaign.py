@@ -224,3 +224,21 @@ def test_code_commit_must_be_a_full_hash_and_reaches_the_steps_only(tmp_path, ca
     assert env[C.CODE_COMMIT_ENV] == head and env["BNN_BENCH_DATA"] == str(tmp_path / "mnist")
     assert C.CODE_COMMIT_ENV not in os.environ  # the steps get it; this process (and later tests) do not
     assert C.CODE_COMMIT_ENV not in C.step_environment(_settings(tmp_path, dry_run=True))
+
+
+def test_a_step_stops_at_its_cap_even_when_the_campaign_was_started_with_sigint_ignored():
+    """`cmd &` and `nohup` start a process with SIGINT ignored, and its children inherit that: the
+    step's SIGINT at its cap must still stop it, not wait out the grace period before SIGKILL."""
+    import signal
+    import time
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        start = time.monotonic()
+        returncode, stopped = C.run_step(C.Step("slow", 1, ("-c", "import time; time.sleep(60)"), 1.0, 1,
+                                                kind="python"), 1.0)
+        took = time.monotonic() - start
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stopped and returncode != 0
+    assert took < 10, f"stopped after {took:.1f} s: SIGINT was ignored and only the SIGKILL after the grace ended it"
