@@ -115,3 +115,23 @@ def test_an_unknown_implementation_name_fails_clearly(capsys, tmp_path):
     code = main(["sweep", "--impl", "blitzz", "--task", "mnist", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "unknown implementation 'blitzz'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["torchbnn", "posteriors_vi"])  # its own Linear layers; torch.func.grad
+def test_a_peers_counters_in_one_step_match_one_step_per_counter(name):
+    """The measurement counts FLOPs, operators and GEMM calls in one step of nested dispatch modes
+    (bench.measure.step.counted_together): a peer's own step must look to each mode as it does alone."""
+    _skip_unless_importable(name)
+    from bench.measure.ceiling import record_step_calls
+    from bench.measure.counters import count_ops
+    from bench.measure.flops import count_flops
+    from bench.measure.step import counted_together
+    from bench.training.builder import build_config_training
+
+    config = BenchConfig(impl=name, task="mnist", samples=2, threads=1, data="synthetic", batch_size=8)
+    together, apart = build_config_training(config), build_config_training(config)
+    together.step(), apart.step()
+    flops, ops, calls = counted_together(together.instrumented_step)
+    assert flops == count_flops(apart.instrumented_step) > 0
+    assert ops == count_ops(apart.instrumented_step)
+    assert sorted(calls, key=repr) == sorted(record_step_calls(apart.instrumented_step), key=repr)
