@@ -14,6 +14,12 @@ training steps of `vmap_lrt` (MNIST 784-800-800-10 shapes, batch 128, synthetic 
 and `torch.compile`d, each with its noise drawn up front from one generator or from two and passed
 in (`draw_step_noise`, as the compile lever does). Ratios: two streams over one, same round, median
 over rounds with a 95% bootstrap interval over rounds (analysis.peers.round_ratio_interval).
+
+A second table compares the compiled step with its noise passed in against the same loss compiled
+with its draws inside and no generator (`generator=None`): the graph then has no break, and
+inductor makes the normals itself (its counter-based generator, seeded from torch's global seed,
+inside the fused kernels, on every thread) instead of reading a tensor filled serially. That too
+would change which noise a seed gives.
 """
 
 from __future__ import annotations
@@ -89,6 +95,18 @@ def make_steps(samples: int, batch: int) -> dict:
                 optimizer.step()
 
             steps[f"{mode}, {streams} stream{'s' if streams > 1 else ''}"] = step
+    torch.manual_seed(0)  # inductor's in-graph generator takes its seed from the global one
+    model, spec = model_and_spec()
+    impl.loss(model, x, y, samples=samples, spec=spec, generator=None)  # builds the skeleton outside the trace
+    in_graph = torch.compile(lambda x, y: impl.loss(model, x, y, samples=samples, spec=spec, generator=None))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step_in_graph():
+        optimizer.zero_grad(set_to_none=True)
+        in_graph(x, y).loss.backward()
+        optimizer.step()
+
+    steps["compile, in-graph RNG"] = step_in_graph
     return steps
 
 
@@ -117,6 +135,12 @@ def main(argv=None) -> int:
         print("| {} | {:.2f} | {:.2f} | {:.3f} [{:.3f}, {:.3f}] |".format(
             what if what == "draws" else f"{what} step", statistics.median(one) * 1e3, statistics.median(two) * 1e3,
             *round_ratio_interval(two / one, rng)))
+    passed, inside = seconds["compile, 1 stream"], seconds["compile, in-graph RNG"]
+    print()
+    print("| compile step | noise passed in ms | in-graph RNG ms | in-graph / passed in, same round [95% CI] |")
+    print("| --- | --- | --- | --- |")
+    print("| vmap_lrt | {:.2f} | {:.2f} | {:.3f} [{:.3f}, {:.3f}] |".format(
+        statistics.median(passed) * 1e3, statistics.median(inside) * 1e3, *round_ratio_interval(inside / passed, rng)))
     return 0
 
 

@@ -233,5 +233,5 @@ def test_noise_streams_script_prints_draws_and_steps_two_streams_against_one(cap
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    for what in ("draws", "eager step", "compile step"):
+    for what in ("draws", "eager step", "compile step", "vmap_lrt"):  # vmap_lrt: the in-graph RNG's row
         assert re.search(rf"\| {what} \| [\d.]+ \| [\d.]+ \| \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \|", out), what
