@@ -121,24 +121,51 @@ def read_time_split(directories) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="last").reset_index(drop=True)
 
 
-def time_split_table(split: pd.DataFrame) -> pd.DataFrame:
+#: The parts no fusion of elementwise work removes: the matmuls themselves, the RNG's draws and the
+#: optimizer's update (each of which a lever can only make faster, not fold into another kernel).
+FLOOR_PARTS = ("matmul_conv_ms", "sampling_ms", "optimizer_ms")
+FLOOR_COLUMN = "step / ceiling without elementwise and Python (x)"
+
+
+def time_split_table(split: pd.DataFrame, ok: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The split per profiled config, its matmul share and its floor share (matmul + RNG + optimizer
+    over the wall time). Where `ok` (runs.csv's ok rows) has the same run_id with a ceiling, also what
+    step / ceiling would be if the elementwise work and the Python overhead cost nothing: the timed
+    step's ratio scaled by the floor share (the profiler's inflation cancels in the share)."""
     table = pd.DataFrame({"task": split["task"], "impl": split["impl"], "S": split["samples"],
                           "threads": split["threads"], "wall ms": split["wall_ms_per_step"]})
     for part in TIME_SPLIT_PARTS:
         table[PART_LABELS[part]] = split[part]
     table["matmul share"] = split["matmul_conv_ms"] / split["wall_ms_per_step"]
+    floor_share = split[list(FLOOR_PARTS)].sum(axis=1) / split["wall_ms_per_step"]
+    table["matmul + RNG + optimizer share"] = floor_share
+    if ok is not None and not ok.empty and "run_id" in ok.columns:
+        fraction = _numeric(ok, "fraction_of_ceiling")
+        step_over_ceiling = (1.0 / fraction[fraction > 0]).groupby(ok["run_id"]).last()
+        ratio = split["run_id"].map(step_over_ceiling)
+        if ratio.notna().any():
+            table[FLOOR_COLUMN] = ratio * floor_share
     return table
 
 
-def time_split_section(split: pd.DataFrame, table_fn: Callable, figure: Optional[Path]) -> list[str]:
+def time_split_section(split: pd.DataFrame, table_fn: Callable, figure: Optional[Path],
+                       ok: Optional[pd.DataFrame] = None) -> list[str]:
     if split.empty:
         return []
+    table = time_split_table(split, ok)
     lines = ["", "## Where a step's time goes", "",
              "Milliseconds per step under torch.profiler (`profile`; the default job profiles its MNIST S = 10 "
              "configs): each operator's self CPU time in one part; the optimizer's whole call tree in "
              "`optimizer`; what no operator accounts for (the step's Python, dispatch, autograd's engine, "
              "the profiler's own cost) in the last column, so the parts add up to the wall time. Profiled "
-             "steps run slower than timed ones.", "", table_fn(time_split_table(split))]
+             "steps run slower than timed ones.", "",
+             "`matmul + RNG + optimizer share`: the part of the step that fusing elementwise work and removing "
+             "Python cannot touch."]
+    if FLOOR_COLUMN in table.columns:
+        lines[-1] += (f" `{FLOOR_COLUMN}`: the timed step's distance from its matmul ceiling (above) times "
+                      "that share, i.e. the nearest the step could come to its ceiling without faster matmuls, "
+                      "draws or optimizer.")
+    lines += ["", table_fn(table)]
     if figure is not None:
         lines += ["", f"![time split](figures/{figure.name})"]
     return lines

@@ -303,7 +303,7 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, lever=No
     lines += ceiling_section(ok, results.meta, markdown_table)
     split = read_time_split([results.directory, *(Path(s["directory"]) for s in results.sources)])
     split_figures = time_split_figure(split, fig_dir, figures.save_figure)
-    lines += time_split_section(split, markdown_table, split_figures[0] if split_figures else None)
+    lines += time_split_section(split, markdown_table, split_figures[0] if split_figures else None, ok)
     # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
     # cost per draw is the KL-cost table's business, and it searched no memory budget.
     if results.meta.get("profile") == "maxnmc":

@@ -172,6 +172,21 @@ def test_time_split_is_read_and_rendered(tmp_path):
     assert read_time_split([tmp_path / "missing"]).empty
 
 
+def test_the_split_says_how_near_the_ceiling_the_step_could_come_without_elementwise_work(tmp_path):
+    from analysis.ceiling_report import FLOOR_COLUMN, time_split_table
+
+    _write_split(tmp_path)  # wall 10 ms: matmul 6, RNG 1, elementwise 1, optimizer 1, overhead 1
+    split = read_time_split([tmp_path])
+    ok = pd.DataFrame({"run_id": ["other", "r1"], "fraction_of_ceiling": [0.9, 0.5]})  # r1: 2.0x its ceiling
+    table = time_split_table(split, ok)
+    assert table.loc[0, "matmul + RNG + optimizer share"] == pytest.approx(0.8)
+    assert table.loc[0, FLOOR_COLUMN] == pytest.approx(2.0 * 0.8)
+    assert FLOOR_COLUMN in "\n".join(time_split_section(split, markdown_table, None, ok))
+    # No ceiling for the profiled config (another run, a GPU without one): the column is left out.
+    assert FLOOR_COLUMN not in time_split_table(split, ok.iloc[:1]).columns
+    assert FLOOR_COLUMN not in time_split_table(split).columns
+
+
 def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
     _write_split(tmp_path, wall="__import__('os')")
     with pytest.raises(AnalysisInputError,
