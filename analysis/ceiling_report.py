@@ -131,7 +131,7 @@ def time_split_table(split: pd.DataFrame, ok: Optional[pd.DataFrame] = None) -> 
     """The split per profiled config, its matmul share and its floor share (matmul + RNG + optimizer
     over the wall time). Where `ok` (runs.csv's ok rows) has the same run_id with a ceiling, also what
     step / ceiling would be if the elementwise work and the Python overhead cost nothing: the timed
-    step's ratio scaled by the floor share (the profiler's inflation cancels in the share)."""
+    step's ratio scaled by the floor share (the profiler's inflation cancels in the share); CPU rows only."""
     table = pd.DataFrame({"task": split["task"], "impl": split["impl"], "S": split["samples"],
                           "threads": split["threads"], "wall ms": split["wall_ms_per_step"]})
     for part in TIME_SPLIT_PARTS:
@@ -142,7 +142,9 @@ def time_split_table(split: pd.DataFrame, ok: Optional[pd.DataFrame] = None) -> 
     if ok is not None and not ok.empty and "run_id" in ok.columns:
         fraction = _numeric(ok, "fraction_of_ceiling")
         step_over_ceiling = (1.0 / fraction[fraction > 0]).groupby(ok["run_id"]).last()
-        ratio = split["run_id"].map(step_over_ceiling)
+        # CPU rows only: on a GPU the profiler splits the host's time, not the kernels' (profiler.time_split).
+        on_cpu = split["device"].astype(str).str.startswith("cpu")
+        ratio = split["run_id"].map(step_over_ceiling).where(on_cpu)
         if ratio.notna().any():
             table[FLOOR_COLUMN] = ratio * floor_share
     return table

@@ -158,7 +158,8 @@ def _write_split(directory, wall="10.0"):
     path = directory / TIME_SPLIT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     row = dict.fromkeys(TIME_SPLIT_COLUMNS, "")
-    row.update(run_id="r1", task="mnist", impl="vmap_lrt", samples="10", threads="2", wall_ms_per_step=wall,
+    row.update(run_id="r1", task="mnist", impl="vmap_lrt", samples="10", device="cpu", threads="2",
+               wall_ms_per_step=wall,
                matmul_conv_ms="6", sampling_ms="1", elementwise_ms="1", optimizer_ms="1", overhead_ms="1")
     path.write_text(",".join(TIME_SPLIT_COLUMNS) + "\n" + ",".join(row[c] for c in TIME_SPLIT_COLUMNS) + "\n")
 
@@ -185,6 +186,8 @@ def test_the_split_says_how_near_the_ceiling_the_step_could_come_without_element
     # No ceiling for the profiled config (another run, a GPU without one): the column is left out.
     assert FLOOR_COLUMN not in time_split_table(split, ok.iloc[:1]).columns
     assert FLOOR_COLUMN not in time_split_table(split).columns
+    # On a GPU the split is the host's time, not the kernels': no floor is claimed from it.
+    assert FLOOR_COLUMN not in time_split_table(split.assign(device="cuda:0"), ok).columns
 
 
 def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
