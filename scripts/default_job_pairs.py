@@ -15,27 +15,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import math
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def export_tree(ref: str, dest: Path) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, check=True, capture_output=True)
-    dest.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(dest, filter="data")
-    return commit
+from bench.gate.base_tree import BaseTreeUnavailable, unpack_commit  # noqa: E402
 
 
 def run_default_job(tree: Path, out: Path, log: Path, data_dir: str) -> tuple[float, int]:
@@ -69,7 +60,10 @@ def main(argv=None) -> int:
     if args.out.exists():
         parser.error(f"--out {args.out} exists: name a new directory")
     args.out.mkdir(parents=True)
-    base_commit = export_tree(args.base, args.out / "base-tree")
+    try:
+        base_commit = unpack_commit(args.base, args.out / "base-tree", repo=ROOT)
+    except BaseTreeUnavailable as e:
+        parser.error(str(e))
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     trees = {"base": args.out / "base-tree", "head": ROOT}
     rows = []

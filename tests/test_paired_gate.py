@@ -55,6 +55,21 @@ def test_export_commit_unpacks_the_tree_and_names_a_missing_commit(tmp_path):
         export_commit("0" * 40, tmp_path / "missing")
 
 
+@needs_git
+def test_default_job_pairs_names_a_missing_base_commit_in_one_line(tmp_path, capsys):
+    """scripts/default_job_pairs.py unpacks its base as the gate does (unpack_commit), errors included."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "default_job_pairs.py"
+    spec = importlib.util.spec_from_file_location("default_job_pairs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--base", "0" * 40, "--out", str(tmp_path / "pairs")])
+    assert exit_info.value.code == 2
+    assert "is not in" in capsys.readouterr().err
+
+
 def _paired_side(seed: int, factor: float, rounds: int = 12):
     """Candidate and base-code sides of one paired run: each round the machine runs at a random
     speed (0.6x to 1.5x) that both sides of a pair share, and each repeat has 3% noise of its own."""

@@ -39,8 +39,9 @@ def _git(*args: str, repo: Path) -> subprocess.CompletedProcess:
         raise BaseTreeUnavailable(f"git failed ({e}): install git or pass --no-paired") from None
 
 
-def export_commit(ref: str, dest: Path, *, repo: Path = CODE_ROOT) -> BaseTree:
-    """Unpack `ref`'s tree into `dest` (created); BaseTreeUnavailable if this clone lacks it."""
+def unpack_commit(ref: str, dest: Path, *, repo: Path = CODE_ROOT) -> str:
+    """Unpack `ref`'s files into `dest` (created) and return its full hash; BaseTreeUnavailable if
+    this clone lacks it. Only the files: `export_commit` also reads how to start the tree's workers."""
     found = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", repo=repo)
     if found.returncode != 0:
         shallow = _git("rev-parse", "--is-shallow-repository", repo=repo).stdout.decode().strip() == "true"
@@ -54,6 +55,13 @@ def export_commit(ref: str, dest: Path, *, repo: Path = CODE_ROOT) -> BaseTree:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
+    return commit
+
+
+def export_commit(ref: str, dest: Path, *, repo: Path = CODE_ROOT) -> BaseTree:
+    """Unpack `ref`'s tree into `dest` (created); BaseTreeUnavailable if this clone lacks it or its
+    workers cannot be started from here."""
+    commit = unpack_commit(ref, dest, repo=repo)
     try:
         protocol = tree_protocol(dest, commit, repo=repo)
     except UnsupportedTree as e:
