@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import weakref
 from typing import Callable, Sequence
 
 import torch
@@ -60,11 +59,21 @@ class SwappedSkeleton:
         return self._shapes[key]
 
 
-def cached_skeleton(cache: weakref.WeakKeyDictionary, model, build: Callable[..., SwappedSkeleton]) -> SwappedSkeleton:
-    """The model's swapped skeleton from `cache` (built by `build(model)` the first time), in the
-    model's current train/eval mode."""
-    found = cache.get(model)
+#: The attribute of a model that holds its swapped skeletons, one per kind of stand-in.
+SKELETONS_ATTRIBUTE = "_swapped_skeletons"
+
+
+def cached_skeleton(model, kind: str, build: Callable[..., SwappedSkeleton]) -> SwappedSkeleton:
+    """The model's swapped skeleton of `kind` ("lrt", "flipout"; built by `build(model)` the first
+    time), in the model's current train/eval mode.
+
+    The cache lives on the model, not in a module-level weak dictionary keyed by models: torch.compile
+    guards a lookup in such a dictionary by the key's position, and a dead model collected while a
+    second model's loss compiles shifts the positions under the guard being built (an IndexError
+    from dynamo, seen profiling one compiled config after another in one process)."""
+    skeletons = model.__dict__.setdefault(SKELETONS_ATTRIBUTE, {})
+    found = skeletons.get(kind)
     if found is None:
-        found = cache[model] = build(model)
+        found = skeletons[kind] = build(model)
     found.module.train(model.training)
     return found

@@ -26,7 +26,6 @@ out_channels) with entries +-1 (`draw_flipout_noise`).
 
 from __future__ import annotations
 
-import weakref
 from typing import Callable, Sequence
 
 import torch
@@ -122,12 +121,9 @@ def _build_skeleton(model: BayesianModel) -> SwappedSkeleton:
     return SwappedSkeleton(model, lambda layer: _FlipoutLayer(layer.module, flipout_rule(layer.module, layer.path)))
 
 
-_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, SwappedSkeleton] = weakref.WeakKeyDictionary()
-
-
 def flipout_skeleton(model: BayesianModel) -> SwappedSkeleton:
     """The skeleton with every Bayesian layer swapped for its Flipout stand-in (cached per model)."""
-    return cached_skeleton(_SKELETONS, model, _build_skeleton)
+    return cached_skeleton(model, "flipout", _build_skeleton)
 
 
 def sign_shapes(model: BayesianModel, x_shape: Sequence[int]) -> list[tuple[int, int, int]]:

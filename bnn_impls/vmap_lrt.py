@@ -22,7 +22,6 @@ residual sums) as the module wrote it.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from typing import Callable, Sequence, Union
 
 import torch
@@ -140,12 +139,9 @@ def _build_skeleton(model: BayesianModel) -> SwappedSkeleton:
     return SwappedSkeleton(model, lambda layer: _LrtLayer(layer.module, moment_rule(layer.module, layer.path)))
 
 
-_SKELETONS: weakref.WeakKeyDictionary[BayesianModel, SwappedSkeleton] = weakref.WeakKeyDictionary()
-
-
 def lrt_skeleton(model: BayesianModel) -> SwappedSkeleton:
     """The skeleton with every Bayesian layer swapped for its moment rule (cached per model)."""
-    return cached_skeleton(_SKELETONS, model, _build_skeleton)
+    return cached_skeleton(model, "lrt", _build_skeleton)
 
 
 class VmapLRT(ElboImplementation):

@@ -235,3 +235,36 @@ def test_noise_streams_script_prints_draws_and_steps_two_streams_against_one(cap
     out = capsys.readouterr().out
     for what in ("draws", "eager step", "compile step", "vmap_lrt"):  # vmap_lrt: the in-graph RNG's row
         assert re.search(rf"\| {what} \| [\d.]+ \| [\d.]+ \| \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \|", out), what
+
+
+@pytest.mark.parametrize("impl_name", ["vmap_lrt", "vmap_flipout"])
+def test_a_compiled_loss_does_not_depend_on_which_other_models_exist(impl_name):
+    """The swapped-skeleton cache was a module-level weak dictionary keyed by models, and torch.compile
+    guarded the lookup by the key's position in it: another model collected shifted the positions,
+    so the compiled loss recompiled, or (a model collected while a second one's loss compiled, met when
+    profiling one compiled lever after another in one process) dynamo failed with an IndexError."""
+    import gc
+
+    impl = B.get_implementation(impl_name)
+    compiles = []
+
+    def counting_backend(graph_module, example_inputs):
+        compiles.append(graph_module)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    try:
+        other, elbo, x, y = _setup(seed=0)
+        impl.loss(other, x, y, samples=2, spec=elbo)  # another model, with its skeleton cached
+        model, elbo, x, y = _setup(seed=1)
+        noise = impl.draw_step_noise(model, 2, x, torch.Generator().manual_seed(3))
+        loss = torch.compile(lambda x, y, noise: impl.loss(model, x, y, samples=2, spec=elbo, noise=noise).loss,
+                             backend=counting_backend)
+        first = loss(x, y, noise)
+        del other
+        gc.collect()
+        assert torch.equal(loss(x, y, noise), first)
+        assert len(compiles) == 1  # the same guards still hold: no recompilation
+        assert torch.equal(first, impl.loss(model, x, y, samples=2, spec=elbo, noise=noise).loss)
+    finally:
+        torch._dynamo.reset()
