@@ -157,7 +157,8 @@ def time_split_section(split: pd.DataFrame, table_fn: Callable, figure: Optional
     table = time_split_table(split, ok)
     lines = ["", "## Where a step's time goes", "",
              "Milliseconds per step under torch.profiler (`profile`; the default job profiles its MNIST S = 10 "
-             "configs): each operator's self CPU time in one part; the optimizer's whole call tree in "
+             "configs): each operator's self CPU time in one part (a compiled graph's fused kernels count as "
+             "elementwise); the optimizer's whole call tree in "
              "`optimizer`; what no operator accounts for (the step's Python, dispatch, autograd's engine, "
              "the profiler's own cost) in the last column, so the parts add up to the wall time. Profiled "
              "steps run slower than timed ones.", "",

@@ -129,6 +129,20 @@ def test_time_split_assigns_self_times_and_leaves_the_rest_to_overhead():
     assert roomy["overhead_ms"] == pytest.approx(5.0 - 2.5 - 0.25 - 0.35 - 0.6)
 
 
+def test_a_compiled_graphs_fused_kernels_are_elementwise_work_not_python():
+    # torch.compile runs its generated kernels inside one span per graph: its self time is the fused
+    # elementwise loops (its matmuls are aten:: children), so the compile lever's split must not call
+    # it Python; the engine's and dynamo's own spans stay overhead.
+    step = _event("bnn_bench_step", 0.0)
+    graph = _event("## Call CompiledFxGraph fsuernk556niri2ponb2zcm6nmpbnoccy74sjylbu4u4rcfscq66 ##", 600.0, step)
+    events = [step, graph, _event("aten::mm", 2000.0, graph), _event("TorchDynamo Cache Lookup", 100.0, step),
+              _event("CompiledFunctionBackward", 50.0, step)]
+    split = time_split(events, steps=1, wall_s=0.003)
+    assert split["elementwise_ms"] == pytest.approx(0.6)
+    assert split["matmul_conv_ms"] == pytest.approx(2.0)
+    assert split["overhead_ms"] == pytest.approx(3.0 - 2.6)
+
+
 def _runs():
     base = dict(task="mnist", device="cpu", kl="closed", n_mc=1, threads=2, status="ok", flops_per_step=1e9)
     rows = [dict(base, impl="vmap_lrt", samples=s, step_s_median=0.1 * s, ceiling_s_per_step=0.05 * s,

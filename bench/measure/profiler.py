@@ -252,10 +252,18 @@ def _inside_optimizer(event) -> bool:
     return False
 
 
+#: The span torch.compile's generated code runs in. Its self time is the graph's own fused kernels
+#: (inductor's C++ or Triton elementwise loops and reductions); the matrix products it calls out to
+#: are `aten::` children with their own events.
+COMPILED_GRAPH_PREFIX = "## Call CompiledFxGraph"
+
+
 def _part(event) -> str:
     """Which part of the split an event's self time belongs to."""
     if _inside_optimizer(event):
         return "optimizer_ms"
+    if event.name.startswith(COMPILED_GRAPH_PREFIX):
+        return "elementwise_ms"  # fused by the compiler, but elementwise work all the same, not Python
     if not event.name.startswith("aten::"):
         return "overhead_ms"  # the step's own Python, autograd's engine, record_function spans
     op = event.name[len("aten::"):]
