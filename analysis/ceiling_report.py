@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from analysis.load import read_checked_table
+from analysis.throughput import lever_labels
 from bench.contract.errors import AnalysisInputError
 from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE, TIME_SPLIT_PARTS
 
@@ -33,9 +34,21 @@ def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce")
 
 
+def _with_lever_column(table: pd.DataFrame, rows: pd.DataFrame, after: str) -> pd.DataFrame:
+    """`table` with a `lever` column after `after` where any of `rows` ran with a speed lever
+    (compile, fused Adam, bf16, ...): rows of one implementation are then told apart. A directory of
+    plain steps (the default job) keeps its columns."""
+    labels = lever_labels(rows)
+    if labels.empty or (labels == "baseline").all():
+        return table
+    table.insert(table.columns.get_loc(after) + 1, "lever", labels.to_numpy())
+    return table
+
+
 def ceiling_table(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per config with a ceiling, at each task's largest S and n_mc 1: step time, achieved
-    and ceiling GFLOP/s, and the step over its ceiling time (1.0 would be pure matmul work)."""
+    and ceiling GFLOP/s, and the step over its ceiling time (1.0 would be pure matmul work); with a
+    `lever` column where the rows ran with different speed levers."""
     fraction = _numeric(ok, "fraction_of_ceiling")
     rows = ok[fraction.notna() & (fraction > 0)].copy()
     if rows.empty:
@@ -51,6 +64,7 @@ def ceiling_table(ok: pd.DataFrame) -> pd.DataFrame:
         "achieved GFLOP/s": _numeric(rows, "achieved_gflops"),
         "ceiling GFLOP/s": _numeric(rows, "ceiling_gflops"),
     })
+    table = _with_lever_column(table, rows, after="impl")
     return table.sort_values(["task", "device", "step / ceiling (x)"]).reset_index(drop=True)
 
 
@@ -134,6 +148,7 @@ def time_split_table(split: pd.DataFrame, ok: Optional[pd.DataFrame] = None) -> 
     step's ratio scaled by the floor share (the profiler's inflation cancels in the share); CPU rows only."""
     table = pd.DataFrame({"task": split["task"], "impl": split["impl"], "S": split["samples"],
                           "threads": split["threads"], "wall ms": split["wall_ms_per_step"]})
+    table = _with_lever_column(table, split, after="impl")
     for part in TIME_SPLIT_PARTS:
         table[PART_LABELS[part]] = split[part]
     table["matmul share"] = split["matmul_conv_ms"] / split["wall_ms_per_step"]
@@ -180,7 +195,9 @@ def time_split_figure(split: pd.DataFrame, out_dir: Path, save: Callable) -> lis
         return []
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.task} {r.impl} S={int(r.samples)}" for r in split.itertuples()]
+    levers = lever_labels(split)
+    labels = [f"{r.task} {r.impl} S={int(r.samples)}" + ("" if lever == "baseline" else f" {lever}")
+              for r, lever in zip(split.itertuples(), levers)]
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(split) + 2.0))
     left = pd.Series(0.0, index=split.index)
     for part in TIME_SPLIT_PARTS:

@@ -300,10 +300,12 @@ def analyze(results_dir, reference_dir=None, out_dir=None, prefer=None, lever=No
     lines += _peers_section(results, machine)
     lines += _memory_section(ok, with_machine)
     lines += throughput_section(every.ok, markdown_table)  # every setting: the Levers table compares them
-    lines += ceiling_section(ok, results.meta, markdown_table)
+    # Every lever setting, as in the throughput table: each row is its own config's distance from its
+    # own ceiling, and a `lever` column tells them apart.
+    lines += ceiling_section(every.ok, results.meta, markdown_table)
     split = read_time_split([results.directory, *(Path(s["directory"]) for s in results.sources)])
     split_figures = time_split_figure(split, fig_dir, figures.save_figure)
-    lines += time_split_section(split, markdown_table, split_figures[0] if split_figures else None, ok)
+    lines += time_split_section(split, markdown_table, split_figures[0] if split_figures else None, every.ok)
     # Only a directory written by `maxnmc` holds a search: a sweep's KL block varies n_mc too, but its
     # cost per draw is the KL-cost table's business, and it searched no memory budget.
     if results.meta.get("profile") == "maxnmc":

@@ -27,7 +27,8 @@ def _with_levers(ok: pd.DataFrame) -> pd.DataFrame:
     for column, default in zip(LEVER_COLUMNS, BASELINE):
         if column not in frame:
             frame[column] = default
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), default)
+        recorded = frame[column].notna() & (frame[column].astype(str) != "")  # an empty cell: not recorded
+        frame[column] = frame[column].astype(object).where(recorded, default)
     frame["lever"] = frame.apply(_lever_label, axis=1)
     return frame
 

@@ -204,6 +204,27 @@ def test_the_split_says_how_near_the_ceiling_the_step_could_come_without_element
     assert FLOOR_COLUMN not in time_split_table(split.assign(device="cuda:0"), ok).columns
 
 
+def test_rows_of_one_implementation_with_different_levers_are_told_apart(tmp_path):
+    from analysis.ceiling_report import time_split_table
+
+    runs = _runs()
+    assert "lever" not in ceiling_table(runs).columns  # plain steps (the default job): columns as before
+    compiled = runs.iloc[[1]].assign(step_mode="compile", optimizer="adam_fused", fraction_of_ceiling=0.8)
+    table = ceiling_table(pd.concat([runs.assign(step_mode="eager", optimizer="adam"), compiled],
+                                    ignore_index=True))
+    assert list(table.columns[:4]) == ["task", "device", "impl", "lever"]
+    assert list(zip(table["impl"], table["lever"])) == [
+        ("vmap_lrt", "compile+adam_fused"), ("vmap_lrt", "baseline"), ("sequential", "baseline")]
+    assert list(table["step / ceiling (x)"]) == pytest.approx([1.25, 2.0, 4.0])
+
+    _write_split(tmp_path)  # its lever cells are empty, as in a file from before levers: the baseline
+    split = read_time_split([tmp_path])
+    assert "lever" not in time_split_table(split).columns
+    both = pd.concat([split, split.assign(run_id="r2", step_mode="compile", optimizer="adam_fused")],
+                     ignore_index=True)
+    assert list(time_split_table(both)["lever"]) == ["baseline", "compile+adam_fused"]
+
+
 def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
     _write_split(tmp_path, wall="__import__('os')")
     with pytest.raises(AnalysisInputError,
