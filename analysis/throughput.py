@@ -17,8 +17,17 @@ BASELINE = ("eager", "fp32", "adam")
 KEYS = ["task", "device", "impl", "kl", "n_mc", "samples"]
 
 
+#: A switch lever (bench/training/levers.py's `--flush-denormal`): named in the label when on.
+SWITCH_LEVERS = ("flush_denormal",)
+
+
+def _switched_on(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0")  # a bool from runs.csv, a string from other files
+
+
 def _lever_label(row) -> str:
     changed = [str(row[c]) for c, base in zip(LEVER_COLUMNS, BASELINE) if str(row[c]) != base]
+    changed += [c for c in SWITCH_LEVERS if c in row.index and _switched_on(row[c])]
     return "+".join(changed) if changed else "baseline"
 
 

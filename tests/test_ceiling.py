@@ -223,6 +223,8 @@ def test_rows_of_one_implementation_with_different_levers_are_told_apart(tmp_pat
     both = pd.concat([split, split.assign(run_id="r2", step_mode="compile", optimizer="adam_fused")],
                      ignore_index=True)
     assert list(time_split_table(both)["lever"]) == ["baseline", "compile+adam_fused"]
+    flushed = pd.concat([split, split.assign(run_id="r2", flush_denormal="True")], ignore_index=True)
+    assert list(time_split_table(flushed)["lever"]) == ["baseline", "flush_denormal"]
 
 
 def test_a_hostile_time_split_is_one_error_naming_the_file(tmp_path):
