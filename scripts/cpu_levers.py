@@ -4,6 +4,7 @@ plain eager fp32 step.
 
     python3 scripts/cpu_levers.py --out results/cpu/levers-<cpu>-2threads-<date> [--rounds 7] [--threads 2]
     python3 scripts/cpu_levers.py --set peers --out results/cpu/peers-levers-<cpu>-2threads-<date>
+    python3 scripts/cpu_levers.py --out DIR --time-split vmap_lrt   # and each lever's time split
 
 `--set peers`: the peers profile's S = 10 block (our implementations and every peer library
 installed here, `scripts/setup.sh --peers`), plus `vmap_lrt` with the levers that won, in one run.
@@ -134,6 +135,21 @@ def against_fastest_peer(out: Path, grid: list[BenchConfig], rows: tuple) -> str
     return "\n".join(lines) + "\n"
 
 
+#: Profiled steps per config for `--time-split`, after warm-up steps that include any compilation: the
+#: default job's split (bench/cli/cmd_default.py) with the warm-up the sweep gives a compiled step.
+SPLIT_STEPS, SPLIT_WARMUP = 4, 5
+
+
+def profile_levers(grid: list[BenchConfig], out: Path, impls: list[str]) -> None:
+    """Profile the grid's configs of `impls` into out/profiles/ once every config has been timed (a
+    profile never runs beside a timed step). The same configs, so the same run_ids: `analyze` puts each
+    split beside its own ceiling."""
+    from bench.measure.profiler import profile_config
+
+    for config in (c for c in grid if c.impl in impls):
+        profile_config(config, out, steps=SPLIT_STEPS, warmup=SPLIT_WARMUP)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -143,6 +159,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--time-split", default="", metavar="IMPLS",
+                        help="after the sweep, profile every config of these implementations (comma-separated, "
+                             "e.g. vmap_lrt) for the report's time split, each lever its own row beside its "
+                             "ceiling: how near each lever could come without elementwise work and Python")
     args = parser.parse_args()
     from bench.cli.cmd_analyze import run_analysis
     from bench.run.sweep import run_sweep
@@ -150,6 +170,7 @@ def main() -> int:
     rows = lever_rows(args.set)
     out, grid = Path(args.out), configs(args, rows)
     run_sweep(grid, out, rounds=args.rounds, round_workers="warm", profile=None, argv=sys.argv)
+    profile_levers(grid, out, [impl for impl in args.time_split.split(",") if impl])
     run_analysis(out)
     table = lever_table(out, grid, rows)
     if args.set == "peers":
