@@ -14,7 +14,16 @@ from analysis.markdown import markdown_table
 from bench.contract.config import BenchConfig
 from bench.contract.errors import AnalysisInputError
 from bench.contract.schema import TIME_SPLIT_COLUMNS, TIME_SPLIT_FILE
-from bench.measure.ceiling import Call, TensorSpec, _materialize, calibrate, ceiling_columns, record_calls, time_call
+from bench.measure.ceiling import (
+    Call,
+    TensorSpec,
+    _materialize,
+    calibrate,
+    calls_id,
+    ceiling_columns,
+    record_calls,
+    time_call,
+)
 from bench.measure.flops import count_flops
 from bench.measure.numerics import denormal_fraction, flush_denormal_in_force
 from bench.measure.profiler import time_split
@@ -48,6 +57,8 @@ def test_calibrate_sums_each_calls_time_times_its_count():
     assert ceiling.flops == 5 * 128 and ceiling.calls == 5 and ceiling.distinct_calls == 2
     assert ceiling.gflops == pytest.approx(640 / 0.016 / 1e9)
     assert calibrate([]) is None
+    # The calls id names the work replayed: the same calls in any order, not other counts or layouts.
+    assert ceiling.calls_id == calls_id([(b, 2), (a, 3)]) != calls_id([(a, 3), (b, 3)]) != calls_id([(a, 5)])
 
 
 def test_replayed_tensors_keep_their_recorded_layout():
@@ -88,6 +99,9 @@ def test_a_measured_row_has_its_ceiling_and_numeric_state():
     assert row["fraction_of_ceiling"] == pytest.approx(row["ceiling_s_per_step"] / row["step_s_median"])
     assert row["flush_denormal"] is False
     assert row["denormal_grad_fraction"] == 0.0
+    same_calls = measure_config(impl="vmap_lrt", task="regression", samples=2, steps=1, repeats=1, warmup_steps=1,
+                                threads=1, optimizer="adam_fused")
+    assert len(row["ceiling_calls_id"]) == 16 and same_calls["ceiling_calls_id"] == row["ceiling_calls_id"]
 
 
 def test_flush_denormal_is_a_lever_that_reaches_the_process():
@@ -209,7 +223,8 @@ def test_rows_of_one_implementation_with_different_levers_are_told_apart(tmp_pat
 
     runs = _runs()
     assert "lever" not in ceiling_table(runs).columns  # plain steps (the default job): columns as before
-    compiled = runs.iloc[[1]].assign(step_mode="compile", optimizer="adam_fused", fraction_of_ceiling=0.8)
+    compiled = runs.iloc[[1]].assign(step_mode="compile", optimizer="adam_fused", fraction_of_ceiling=0.8,
+                                     step_s_median=0.625)
     table = ceiling_table(pd.concat([runs.assign(step_mode="eager", optimizer="adam"), compiled],
                                     ignore_index=True))
     assert list(table.columns[:4]) == ["task", "device", "impl", "lever"]
@@ -284,3 +299,37 @@ def test_bf16_var_is_refused_for_an_implementation_without_a_variance_path():
     check_config_levers(BenchConfig(impl="vmap_lrt", task="mnist", samples=1, precision="bf16_var"))
     with pytest.raises(BnnConfigError, match="bf16_var.*vmap_lrt"):
         check_config_levers(BenchConfig(impl="vmap", task="mnist", samples=1, precision="bf16_var"))
+
+
+def test_rows_that_replayed_the_same_calls_are_read_against_the_fastest_replay():
+    """A lever that leaves the matmuls alone (fused Adam, compile) replays the very calls of the plain
+    step; a replay the host slowed must not make it look nearer its ceiling. Rows with the same calls
+    id, device and threads share the fastest replay; other ids, devices and threads keep their own."""
+    from analysis.ceiling_report import FLOOR_COLUMN, best_ceiling_s, time_split_table
+
+    base = dict(task="mnist", device="cpu", impl="vmap_lrt", kl="closed", n_mc=1, samples=10, threads=2,
+                status="ok", ceiling_calls_id="abc", achieved_gflops=100.0)
+    ok = pd.DataFrame([
+        dict(base, run_id="plain", step_s_median=0.090, ceiling_s_per_step=0.055, ceiling_gflops=190.0),
+        dict(base, run_id="fused", step_s_median=0.085, ceiling_s_per_step=0.070, ceiling_gflops=150.0,
+             optimizer="adam_fused", step_mode="compile"),
+        dict(base, run_id="bf16", step_s_median=0.070, ceiling_s_per_step=0.040, ceiling_gflops=260.0,
+             ceiling_calls_id="def", precision="bf16_var"),
+        dict(base, run_id="one-thread", step_s_median=0.150, ceiling_s_per_step=0.050, ceiling_gflops=210.0,
+             threads=1),
+    ])
+    ok["fraction_of_ceiling"] = ok["ceiling_s_per_step"] / ok["step_s_median"]
+    assert list(best_ceiling_s(ok)) == pytest.approx([0.055, 0.055, 0.040, 0.050])
+    table = ceiling_table(ok).set_index("lever")
+    assert table.loc["compile+adam_fused", "step / ceiling (x)"] == pytest.approx(0.085 / 0.055)  # not 1.21x
+    assert table.loc["compile+adam_fused", "ceiling ms"] == pytest.approx(55.0)
+    assert table.loc["compile+adam_fused", "ceiling GFLOP/s"] == pytest.approx(150.0 * 0.070 / 0.055)
+    assert table.loc["compile+adam_fused", "ceiling replays"] == 2
+    assert table.loc["bf16_var", "step / ceiling (x)"] == pytest.approx(0.070 / 0.040)
+    assert ceiling_table(ok.drop(columns=["ceiling_calls_id"]))["ceiling ms"].max() == pytest.approx(70.0)
+    # The time split's floor reads the same shared ceiling.
+    split = pd.DataFrame([dict(run_id="fused", task="mnist", impl="vmap_lrt", samples=10, device="cpu", threads=2,
+                               step_mode="compile", precision="fp32", optimizer="adam_fused", flush_denormal="False",
+                               wall_ms_per_step=100.0, matmul_conv_ms=70.0, sampling_ms=8.0, elementwise_ms=10.0,
+                               optimizer_ms=2.0, overhead_ms=10.0)])
+    assert time_split_table(split, ok).loc[0, FLOOR_COLUMN] == pytest.approx(0.085 / 0.055 * 0.8)

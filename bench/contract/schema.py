@@ -88,6 +88,9 @@ RUNS_COLUMNS = (
     # elements that were denormal after the timed repeats.
     "flush_denormal",
     "denormal_grad_fraction",
+    # A digest of the GEMM/conv calls the ceiling replayed (bench/measure/ceiling.py `calls_id`): rows
+    # with the same one replayed the same work, and `analyze` takes the fastest of their replays.
+    "ceiling_calls_id",
 )
 
 #: runs.csv columns that hold numbers (an empty cell is a missing value, any other text is corrupt).

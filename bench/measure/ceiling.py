@@ -18,6 +18,7 @@ can reach, which is what a ceiling is for.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class Ceiling:
     flops: int  # their FLOPs (those the FLOP counter counts)
     distinct_calls: int
     calls: int
+    calls_id: str = ""  # `calls_id` of the calls replayed: rows with the same one replayed the same work
 
     @property
     def gflops(self) -> float:
@@ -163,13 +165,23 @@ def time_call(call: Call, *, clock: Callable[[], float] = time.perf_counter) -> 
     return min(per_call)
 
 
+def calls_id(calls: list[tuple[Call, int]]) -> str:
+    """A short digest of a step's recorded calls (operator, argument layouts and dtypes, count of
+    each), order-free: two configs with the same id replay the very same work, so `analyze` can take
+    the fastest of their replays (a host that slowed one replay for seconds cannot make one lever
+    look nearer its ceiling than another that runs the same matmuls)."""
+    text = "\n".join(sorted(f"{call.op}|{call.args!r}|{call.kwargs!r}|{count}" for call, count in calls))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def calibrate(calls: list[tuple[Call, int]], *, timer: Callable[[Call], float] = time_call) -> Optional[Ceiling]:
     """The ceiling of a step from its recorded calls; None when it has none (no GEMM or conv)."""
     if not calls:
         return None
     seconds = sum(timer(call) * count for call, count in calls)
     flops = sum(call.flops * count for call, count in calls)
-    return Ceiling(seconds=seconds, flops=flops, distinct_calls=len(calls), calls=sum(c for _, c in calls))
+    return Ceiling(seconds=seconds, flops=flops, distinct_calls=len(calls), calls=sum(c for _, c in calls),
+                   calls_id=calls_id(calls))
 
 
 def record_step_calls(step: Callable[[], object]) -> Optional[list[tuple[Call, int]]]:
@@ -197,7 +209,7 @@ def ceiling_columns(ceiling: Optional[Ceiling], step_s: Optional[float], flops_p
     if ceiling is None or not step_s:
         return out
     out.update(ceiling_s_per_step=ceiling.seconds, ceiling_gflops=ceiling.gflops,
-               fraction_of_ceiling=ceiling.seconds / step_s)
+               fraction_of_ceiling=ceiling.seconds / step_s, ceiling_calls_id=ceiling.calls_id)
     return out
 
 
