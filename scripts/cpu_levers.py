@@ -139,9 +139,11 @@ def against_fastest_peer(out: Path, grid: list[BenchConfig], rows: tuple) -> str
     return "\n".join(lines) + "\n"
 
 
-#: Profiled steps per config for `--time-split`, after warm-up steps that include any compilation: the
-#: default job's split (bench/cli/cmd_default.py) with the warm-up the sweep gives a compiled step.
-SPLIT_STEPS, SPLIT_WARMUP = 4, 5
+#: Profiled steps per config for `--time-split`, after warm-up steps that include any compilation. Ten,
+#: not the default job's four (bench/cli/cmd_default.py): a 4-step profile of one lever read 145 ms
+#: against 92 ms timed (levers-time-split-epyc-2threads-20261204), and a vmap_lrt profile is quick to
+#: read back.
+SPLIT_STEPS, SPLIT_WARMUP = 10, 5
 
 
 def profile_levers(grid: list[BenchConfig], out: Path, impls: list[str]) -> None:
