@@ -233,8 +233,11 @@ def test_noise_streams_script_prints_draws_and_steps_two_streams_against_one(cap
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
+    # A ratio and its t interval over the rounds: with 2 rounds the interval is wide (t = 12.7), so its
+    # lower end can be negative and the ratio itself above 10 on a busy machine.
+    number = r"-?\d+\.\d{3}"
     for what in ("draws", "eager step", "compile step", "vmap_lrt"):  # vmap_lrt: the in-graph RNG's row
-        assert re.search(rf"\| {what} \| [\d.]+ \| [\d.]+ \| \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \|", out), what
+        assert re.search(rf"\| {what} \| [\d.]+ \| [\d.]+ \| {number} \[{number}, {number}\] \|", out), what
 
 
 @pytest.mark.parametrize("impl_name", ["vmap_lrt", "vmap_flipout"])
