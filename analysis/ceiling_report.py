@@ -47,7 +47,7 @@ def _with_lever_column(table: pd.DataFrame, rows: pd.DataFrame, after: str) -> p
 
 def best_ceiling_s(ok: pd.DataFrame) -> pd.Series:
     """Each row's ceiling time, the fastest replay of its calls in the directory: rows with the same
-    `ceiling_calls_id`, device and threads replayed the very same GEMM/conv calls (a lever that leaves
+    `ceiling_calls_id`, device, machine and threads replayed the very same GEMM/conv calls (a lever that leaves
     the matmuls alone: fused Adam, compile, flush-to-zero), and a replay is only ever slowed by the
     host, so the fastest is the machine's rate for that work (a 25% slower replay of identical calls
     was seen on the 2-vCPU VM). Rows without an id (written before it) keep their own."""
@@ -58,9 +58,17 @@ def best_ceiling_s(ok: pd.DataFrame) -> pd.Series:
     keyed = ids != ""
     if not keyed.any():
         return own
-    keys = [ids[keyed], ok.loc[keyed, "device"].astype(str), ok.loc[keyed, "threads"].astype(str)]
-    best = own[keyed].groupby(keys).transform("min")
+    best = own[keyed].groupby(_replay_keys(ok, ids, keyed)).transform("min")
     return own.where(~keyed, best)
+
+
+#: What must match, beside the calls, for two replays to be of the same work on the same machine: a
+#: directory can hold rows of several machines (`analyze` of merged sources, a `--resume` elsewhere).
+REPLAY_KEY_COLUMNS = ("device", "device_name", "cpu_model", "threads")
+
+
+def _replay_keys(ok: pd.DataFrame, ids: pd.Series, keyed: pd.Series) -> list[pd.Series]:
+    return [ids[keyed]] + [ok.loc[keyed, c].astype(str) for c in REPLAY_KEY_COLUMNS if c in ok.columns]
 
 
 def ceiling_replays(ok: pd.DataFrame) -> pd.Series:
@@ -71,8 +79,7 @@ def ceiling_replays(ok: pd.DataFrame) -> pd.Series:
     keyed = (ids != "") & _numeric(ok, "ceiling_s_per_step").notna()
     counts = pd.Series(1, index=ok.index)
     if keyed.any():
-        keys = [ids[keyed], ok.loc[keyed, "device"].astype(str), ok.loc[keyed, "threads"].astype(str)]
-        counts[keyed] = ids[keyed].groupby(keys).transform("size")
+        counts[keyed] = ids[keyed].groupby(_replay_keys(ok, ids, keyed)).transform("size")
     return counts
 
 

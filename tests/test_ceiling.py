@@ -308,7 +308,7 @@ def test_rows_that_replayed_the_same_calls_are_read_against_the_fastest_replay()
     from analysis.ceiling_report import FLOOR_COLUMN, best_ceiling_s, time_split_table
 
     base = dict(task="mnist", device="cpu", impl="vmap_lrt", kl="closed", n_mc=1, samples=10, threads=2,
-                status="ok", ceiling_calls_id="abc", achieved_gflops=100.0)
+                status="ok", ceiling_calls_id="abc", achieved_gflops=100.0, cpu_model="AMD EPYC")
     ok = pd.DataFrame([
         dict(base, run_id="plain", step_s_median=0.090, ceiling_s_per_step=0.055, ceiling_gflops=190.0),
         dict(base, run_id="fused", step_s_median=0.085, ceiling_s_per_step=0.070, ceiling_gflops=150.0,
@@ -317,9 +317,11 @@ def test_rows_that_replayed_the_same_calls_are_read_against_the_fastest_replay()
              ceiling_calls_id="def", precision="bf16_var"),
         dict(base, run_id="one-thread", step_s_median=0.150, ceiling_s_per_step=0.050, ceiling_gflops=210.0,
              threads=1),
+        dict(base, run_id="other-machine", step_s_median=0.080, ceiling_s_per_step=0.030, ceiling_gflops=350.0,
+             cpu_model="Intel Xeon", optimizer="adam_foreach"),
     ])
     ok["fraction_of_ceiling"] = ok["ceiling_s_per_step"] / ok["step_s_median"]
-    assert list(best_ceiling_s(ok)) == pytest.approx([0.055, 0.055, 0.040, 0.050])
+    assert list(best_ceiling_s(ok)) == pytest.approx([0.055, 0.055, 0.040, 0.050, 0.030])
     table = ceiling_table(ok).set_index("lever")
     assert table.loc["compile+adam_fused", "step / ceiling (x)"] == pytest.approx(0.085 / 0.055)  # not 1.21x
     assert table.loc["compile+adam_fused", "ceiling ms"] == pytest.approx(55.0)
