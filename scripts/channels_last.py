@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import bnn_impls as B  # noqa: E402
 from analysis.peers import round_ratio_interval  # noqa: E402
+from bench.cli.args import at_least_two  # noqa: E402
 from bench.contract.provenance import cpu_model  # noqa: E402
 from bench.measure.timing import time_in_rounds  # noqa: E402
 from bnn_impls.model_factory import build_model  # noqa: E402
@@ -65,11 +66,10 @@ def main(argv=None) -> int:
     parser.add_argument("--impls", default="vmap_lrt,sequential")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--samples", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=at_least_two, default=7,
+                        help="interleaved rounds, at least 2 (the interval is over rounds)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    if args.rounds < 2:
-        parser.error("--rounds must be at least 2 (the interval is over rounds)")
     torch.set_num_threads(args.threads)
     impls = [name.strip() for name in args.impls.split(",") if name.strip()]
     steps = {(impl, layout): make_step(args.task, impl, layout, args.batch, args.samples)

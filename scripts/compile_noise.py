@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import bnn_impls as B  # noqa: E402
 from analysis.peers import round_ratio_interval  # noqa: E402
+from bench.cli.args import at_least_two  # noqa: E402
 from bench.contract.provenance import cpu_model  # noqa: E402
 from bench.measure.timing import time_in_rounds  # noqa: E402
 from bench.training.levers import compiled_loss  # noqa: E402
@@ -66,12 +67,11 @@ def main(argv=None) -> int:
     parser.add_argument("--impl", default="vmap_lrt", choices=("vmap", "vmap_lrt", "vmap_flipout"))
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--rounds", type=at_least_two, default=25,
+                        help="interleaved rounds, at least 2 (the interval is over rounds)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per step kind per round")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.rounds < 2:
-        parser.error("--rounds must be at least 2 (the interval is over rounds)")
     torch.set_num_threads(args.threads)
     steps = make_steps(args.impl, args.samples, args.batch)
     names = list(steps)

@@ -25,7 +25,7 @@ def positive_int(text: str) -> int:
 
 
 def at_least_two(text: str) -> int:
-    """An integer >= 2 (a growth factor: 1 would never grow)."""
+    """An integer >= 2 (a growth factor: 1 would never grow; rounds an interval is taken over)."""
     value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
