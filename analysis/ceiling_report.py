@@ -45,49 +45,51 @@ def _with_lever_column(table: pd.DataFrame, rows: pd.DataFrame, after: str) -> p
     return table
 
 
+#: What must match, beside the calls, for two replays to be of the same work on the same machine: a
+#: directory can hold rows of several machines (`analyze` of merged sources, a `--resume` elsewhere).
+REPLAY_KEY_COLUMNS = ("device", "device_name", "cpu_model", "threads")
+
+
+def _same_calls(ok: pd.DataFrame) -> tuple[pd.Series, pd.Series, Optional[object]]:
+    """(each row's own ceiling time, which rows have a calls id and a ceiling, those rows grouped by
+    calls id and REPLAY_KEY_COLUMNS; None where no row has an id: written before the column)."""
+    own = _numeric(ok, "ceiling_s_per_step")
+    if "ceiling_calls_id" not in ok.columns:
+        return own, pd.Series(False, index=ok.index), None
+    ids = ok["ceiling_calls_id"].astype(object).where(ok["ceiling_calls_id"].notna(), "").astype(str)
+    keyed = (ids != "") & own.notna()
+    if not keyed.any():
+        return own, keyed, None
+    keys = [ids[keyed]] + [ok.loc[keyed, c].astype(str) for c in REPLAY_KEY_COLUMNS if c in ok.columns]
+    return own, keyed, own[keyed].groupby(keys)
+
+
 def best_ceiling_s(ok: pd.DataFrame) -> pd.Series:
     """Each row's ceiling time, the fastest replay of its calls in the directory: rows with the same
     `ceiling_calls_id`, device, machine and threads replayed the very same GEMM/conv calls (a lever that leaves
     the matmuls alone: fused Adam, compile, flush-to-zero), and a replay is only ever slowed by the
     host, so the fastest is the machine's rate for that work (a 25% slower replay of identical calls
     was seen on the 2-vCPU VM). Rows without an id (written before it) keep their own."""
-    own = _numeric(ok, "ceiling_s_per_step")
-    if "ceiling_calls_id" not in ok.columns:
-        return own
-    ids = ok["ceiling_calls_id"].astype(object).where(ok["ceiling_calls_id"].notna(), "").astype(str)
-    keyed = ids != ""
-    if not keyed.any():
-        return own
-    best = own[keyed].groupby(_replay_keys(ok, ids, keyed)).transform("min")
-    return own.where(~keyed, best)
-
-
-#: What must match, beside the calls, for two replays to be of the same work on the same machine: a
-#: directory can hold rows of several machines (`analyze` of merged sources, a `--resume` elsewhere).
-REPLAY_KEY_COLUMNS = ("device", "device_name", "cpu_model", "threads")
-
-
-def _replay_keys(ok: pd.DataFrame, ids: pd.Series, keyed: pd.Series) -> list[pd.Series]:
-    return [ids[keyed]] + [ok.loc[keyed, c].astype(str) for c in REPLAY_KEY_COLUMNS if c in ok.columns]
+    own, keyed, groups = _same_calls(ok)
+    return own if groups is None else own.where(~keyed, groups.transform("min"))
 
 
 def ceiling_replays(ok: pd.DataFrame) -> pd.Series:
     """How many rows' replays `best_ceiling_s` took the fastest of (1 for a row alone or without an id)."""
-    if "ceiling_calls_id" not in ok.columns:
-        return pd.Series(1, index=ok.index)
-    ids = ok["ceiling_calls_id"].astype(object).where(ok["ceiling_calls_id"].notna(), "").astype(str)
-    keyed = (ids != "") & _numeric(ok, "ceiling_s_per_step").notna()
+    _, keyed, groups = _same_calls(ok)
     counts = pd.Series(1, index=ok.index)
-    if keyed.any():
-        counts[keyed] = ids[keyed].groupby(_replay_keys(ok, ids, keyed)).transform("size")
+    if groups is not None:
+        counts[keyed] = groups.transform("size")
     return counts
 
 
-def step_over_ceiling(ok: pd.DataFrame) -> pd.Series:
-    """Median step time over `best_ceiling_s`: the row's own step / ceiling (1 / fraction_of_ceiling)
-    rescaled from its own replay to the fastest (NaN where a row has no ceiling)."""
+def step_over_ceiling(ok: pd.DataFrame, best: Optional[pd.Series] = None) -> pd.Series:
+    """Median step time over `best_ceiling_s` (`best`, where the caller has it): the row's own step /
+    ceiling (1 / fraction_of_ceiling) rescaled from its own replay to the fastest (NaN where a row has
+    no ceiling)."""
     fraction = _numeric(ok, "fraction_of_ceiling")
-    own, best = _numeric(ok, "ceiling_s_per_step"), best_ceiling_s(ok)
+    own = _numeric(ok, "ceiling_s_per_step")
+    best = best_ceiling_s(ok) if best is None else best
     rescale = (own / best.where(best > 0)).fillna(1.0)
     return (1.0 / fraction.where(fraction > 0)) * rescale
 
@@ -101,8 +103,8 @@ def ceiling_table(ok: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     # The fastest replay of each row's calls over every row that made them, before rows are dropped.
-    rows["_best_s"], rows["_replays"], rows["_ratio"] = best_ceiling_s(rows), ceiling_replays(rows), \
-        step_over_ceiling(rows)
+    rows["_best_s"], rows["_replays"] = best_ceiling_s(rows), ceiling_replays(rows)
+    rows["_ratio"] = step_over_ceiling(rows, rows["_best_s"])
     rows = rows[_numeric(rows, "n_mc").fillna(1) == 1]
     rows = rows[rows["samples"] == rows.groupby(["task", "device"])["samples"].transform("max")]
     own = _numeric(rows, "ceiling_s_per_step")
